@@ -1,0 +1,125 @@
+"""Raw data sources for ingest: scikit-learn's bundled data sets, or a local CSV/Parquet file.
+
+Every source yields the same shape: feature columns with snake_case names, then ``target`` (integer class code)
+and ``target_name`` (the label as text). File sources are streamed in chunks and passed through as text, so a
+bad value reaches the validate stage, which names it, instead of crashing ingest.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from mlpipeline.core.contract import RAW_LABEL, RAW_TARGET
+from mlpipeline.errors import ConfigError, DataContractError
+
+logger = logging.getLogger(__name__)
+
+SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits")
+CHUNK_ROWS = 50_000
+
+
+def snake_case(name: str) -> str:
+    """``'sepal length (cm)'`` -> ``'sepal_length_cm'``: column names that are safe everywhere."""
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_") or "column"
+
+
+def read_source(source: str, target: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Yield the raw data set named by ``source`` in chunks of normalized rows."""
+    if source.startswith("sklearn:"):
+        yield _sklearn(source.removeprefix("sklearn:"))
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(
+            f"ingest.source {source!r}: no such file. Use sklearn:<{'|'.join(SKLEARN_DATASETS)}> "
+            "or the path of a .csv/.parquet file relative to the project root"
+        )
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise ConfigError(f"ingest.source {source!r}: unsupported file type {suffix!r}; use .csv or .parquet")
+    yield from _file(path, target, chunk_rows)
+
+
+def _sklearn(name: str) -> pd.DataFrame:
+    if name not in SKLEARN_DATASETS:
+        raise ConfigError(f"ingest.source 'sklearn:{name}' is not bundled; choose one of {', '.join(SKLEARN_DATASETS)}")
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+    frame: pd.DataFrame = bunch.frame.rename(columns=snake_case)
+    names = [str(n) for n in bunch.target_names]
+    frame[RAW_TARGET] = frame[RAW_TARGET].astype("int64")
+    frame[RAW_LABEL] = frame[RAW_TARGET].map(dict(enumerate(names)))
+    return frame
+
+
+def _natural_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def _file(path: Path, target: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    chunks = _file_chunks(path, chunk_rows)
+    first = next(chunks, None)
+    if first is None:
+        raise DataContractError(f"{path} has no header row: a data file needs column names and rows")
+    if target not in first.columns:
+        raise ConfigError(
+            f"ingest.target {target!r} is not a column of {path} (columns: {', '.join(map(str, first.columns))}); "
+            "set ingest.target to the label column"
+        )
+    # First pass: only the label column, to give every label a stable integer code (sorted, numbers first).
+    labels = sorted(
+        {str(v) for chunk in _file_chunks(path, chunk_rows, columns=[target]) for v in chunk[target] if v != ""},
+        key=_natural_key,
+    )
+    codes = {label: code for code, label in enumerate(labels)}
+    renamed = {c: snake_case(str(c)) for c in first.columns if c != target}
+    clashing = [c for c, new in renamed.items() if new in (RAW_TARGET, RAW_LABEL)]
+    for column in clashing:
+        logger.warning("ignoring column %r of %s: the label comes from %r", column, path, target)
+    for chunk in _chunks_from(first, chunks):
+        out = chunk.drop(columns=[target, *clashing]).rename(columns=renamed)
+        label = chunk[target].astype("string").fillna("")
+        out[RAW_TARGET] = label.map(codes).astype("Int64")
+        out[RAW_LABEL] = label
+        yield out
+
+
+def _chunks_from(first: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    yield first
+    yield from rest
+
+
+def _file_chunks(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    if path.suffix.lower() == ".csv":
+        try:
+            reader = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                chunksize=chunk_rows,
+                usecols=columns,
+                encoding="utf-8",
+            )
+            yield from reader
+        except pd.errors.EmptyDataError:
+            return
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataContractError(f"{path} is not a readable CSV: {exc}") from exc
+        return
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+            yield batch.to_pandas()
+    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+        raise DataContractError(f"{path} is not a readable Parquet file: {exc}") from exc

@@ -1,0 +1,45 @@
+"""Validate: check the raw data against its data contract and write ``reports/data_validation.json``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from mlpipeline.core.contract import Contract, ValidationReport, check_frame
+from mlpipeline.errors import ConfigError, DataContractError
+from mlpipeline.io.files import read_csv, read_yaml, write_json
+from mlpipeline.settings import ValidateParams
+
+logger = logging.getLogger(__name__)
+
+REPORT = Path("reports/data_validation.json")
+
+
+def load_contract(path: Path) -> Contract:
+    """Read a contract YAML file, naming the bad key when it is malformed."""
+    data = read_yaml(path, "data contract")
+    try:
+        return Contract.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"data contract {path} is malformed: {problems}") from exc
+
+
+def run(params: ValidateParams, raw: Path, report: Path = REPORT) -> ValidationReport:
+    """Check ``raw``; write the report either way and raise DataContractError naming every failing column."""
+    contract = load_contract(Path(params.contract))
+    df = read_csv(raw, "ingest")
+    result = check_frame(df, contract, params.min_rows_per_class)
+    write_json(report, result.model_dump(mode="json"))
+    if not result.passed:
+        raise DataContractError(f"{raw} breaks data contract '{contract.name}': {result.summary()}. Report: {report}")
+    logger.info(
+        "%s satisfies contract '%s' (%d rows, classes %s)",
+        raw,
+        contract.name,
+        result.rows,
+        result.class_counts,
+    )
+    return result
