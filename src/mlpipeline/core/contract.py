@@ -144,8 +144,11 @@ def check_frame(df: pd.DataFrame, contract: Contract, min_rows_per_class: int) -
         _schema(contract).validate(df, lazy=True)
     except SchemaErrors as exc:
         cases = exc.failure_cases
+        mistyped = set(cases.loc[cases["check"].astype(str).str.startswith(("coerce_dtype", "dtype(")), "column"])
         for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
             column_name = str(column) if isinstance(column, str) else "<table>"
+            if column in mistyped and not str(check).startswith(("coerce_dtype", "dtype(", "not_nullable")):
+                continue  # value checks cannot run on a column of the wrong type: the type error says it all
             if check in ("column_in_dataframe", "column_in_schema"):
                 for missing in group["failure_case"]:
                     violations.append(

@@ -1,0 +1,106 @@
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from mlpipeline.core.contract import Contract, check_frame, infer_contract
+
+
+@pytest.fixture
+def contract() -> Contract:
+    return Contract.model_validate(
+        {
+            "name": "toy",
+            "features": {"a": {"min": 0, "max": 10}, "b": {"dtype": "float"}},
+            "labels": {0: "x", 1: "y"},
+        }
+    )
+
+
+def frame(rows: int = 4) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "a": [1.0 + i % 3 for i in range(rows)],
+            "b": [0.5] * rows,
+            "target": [i % 2 for i in range(rows)],
+            "target_name": ["x" if i % 2 == 0 else "y" for i in range(rows)],
+        }
+    )
+
+
+def test_good_data_passes(contract: Contract) -> None:
+    report = check_frame(frame(), contract, min_rows_per_class=2)
+    assert report.passed
+    assert report.class_counts == {"x": 2, "y": 2}
+    assert report.violations == []
+
+
+def test_every_failing_column_is_named_with_file_lines(contract: Contract) -> None:
+    df = frame(6).astype({"a": object})
+    df.loc[1, "a"] = "abc"
+    df.loc[2, "b"] = float("nan")
+    df.loc[3, "a"] = 99.0
+    df.loc[4, "target_name"] = "unicorn"
+    report = check_frame(df, contract, min_rows_per_class=1)
+    assert not report.passed
+    found = {(v.column, v.problem.split(" (")[0].split(" [")[0]) for v in report.violations}
+    assert ("a", "wrong type") in found
+    assert ("b", "missing value") in found
+    assert ("target_name", "unknown label") in found
+    lines = {e.get("line") for v in report.violations for e in v.examples}
+    assert {3, 4, 6} <= lines  # data row i is file line i + 2
+    summary = report.summary()
+    assert "a:" in summary
+    assert "line 3: 'abc'" in summary
+
+
+def test_out_of_range_value_is_reported(contract: Contract) -> None:
+    df = frame()
+    df.loc[0, "a"] = 11.0
+    report = check_frame(df, contract, min_rows_per_class=1)
+    assert [v.column for v in report.violations] == ["a"]
+    assert "out of range" in report.violations[0].problem
+    assert report.violations[0].examples == [{"line": 2, "value": 11.0}]
+
+
+def test_missing_and_unexpected_columns(contract: Contract) -> None:
+    df = frame().drop(columns=["b"]).assign(extra=1)
+    problems = {(v.column, v.problem) for v in check_frame(df, contract, 1).violations}
+    assert ("b", "column missing") in problems
+    assert ("extra", "unexpected column") in problems
+
+
+def test_zero_rows_fail(contract: Contract) -> None:
+    report = check_frame(frame(0), contract, min_rows_per_class=1)
+    assert not report.passed
+    assert any(v.problem == "no data rows" for v in report.violations)
+
+
+def test_too_few_rows_per_class(contract: Contract) -> None:
+    report = check_frame(frame(4), contract, min_rows_per_class=3)
+    assert not report.passed
+    assert "too few rows for class 'x': 2 < min_rows_per_class 3" in report.summary()
+
+
+def test_label_must_match_target_code(contract: Contract) -> None:
+    df = frame()
+    df.loc[0, "target_name"] = "y"  # code 0 is 'x'
+    report = check_frame(df, contract, min_rows_per_class=1)
+    assert "does not match target code" in report.summary()
+
+
+def test_contract_rejects_bad_definitions() -> None:
+    with pytest.raises(ValidationError):
+        Contract.model_validate({"name": "t", "features": {"a": {"min": 5, "max": 1}}, "labels": {0: "x", 1: "y"}})
+    with pytest.raises(ValidationError):
+        Contract.model_validate({"name": "t", "features": {"a": {}}, "labels": {0: "x", 1: "x"}})
+    with pytest.raises(ValidationError):
+        Contract.model_validate({"name": "t", "features": {"a": {"dtyp": "float"}}, "labels": {0: "x", 1: "y"}})
+
+
+def test_inferred_contract_accepts_its_own_data() -> None:
+    df = frame(10)
+    drafted = infer_contract(df, "toy")
+    assert drafted.labels == {0: "x", 1: "y"}
+    assert drafted.features["a"].min is not None
+    assert drafted.features["a"].min >= 0
+    assert check_frame(df, drafted, min_rows_per_class=1).passed

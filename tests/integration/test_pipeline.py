@@ -1,0 +1,180 @@
+"""The real pipeline: `dvc repro` in a copy of the repo, the local MLflow store, the files it leaves."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project, copy_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("pipeline")]
+
+STAGES = ["ingest", "validate", "preprocess", "train", "evaluate"]
+# Data and metrics outputs that must be byte-identical between runs with the same params.
+DETERMINISTIC = [
+    "data/raw/iris.csv",
+    "reports/data_validation.json",
+    "data/processed/train.csv",
+    "data/processed/test.csv",
+    "metrics/train_metrics.json",
+    "metrics/metrics.json",
+    "metrics/confusion_matrix.json",
+    "plots/predictions.csv",
+    "plots/confusion_matrix.png",
+]
+OUTPUTS = [*DETERMINISTIC, "models/model_metadata.json", "models/model/MLmodel", "models/model/model.skops"]
+
+
+def ran(output: str) -> list[str]:
+    """Stages `dvc repro` ran, in order."""
+    return re.findall(r"Running stage '([a-z_]+)'", output)
+
+
+def file_hashes(project: Project, files: list[str]) -> dict[str, str]:
+    from mlpipeline.io.files import md5
+
+    return {rel: md5(project.path(rel)) for rel in files}
+
+
+def client(project: Project):  # type: ignore[no-untyped-def]
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{project.path('mlflow.db')}")
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """One project, run once from nothing; tests that change it work on their own copy (see `copy_of`)."""
+    project = Project(copy_project(tmp_path_factory.mktemp("done")))
+    result = project.repro()
+    assert ran(result.stdout) == STAGES, result.stdout
+    return project
+
+
+def copy_of(done: Project, dest: Path) -> Project:
+    """A copy of the run project, cache, outputs and MLflow store included (cheaper than running again)."""
+    shutil.copytree(done.root, dest, symlinks=True)
+    return Project(dest)
+
+
+def test_full_run_produces_every_output(done: Project) -> None:
+    for rel in OUTPUTS:
+        assert done.path(rel).is_file(), rel
+    metrics = json.loads(done.path("metrics/metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.9
+    assert set(metrics["per_class"]) == {"setosa", "versicolor", "virginica"}
+    assert metrics["n_test_rows"] == 30
+    assert len(done.path("data/processed/train.csv").read_text().splitlines()) == 121
+    assert len(done.path("data/raw/iris.csv").read_text().splitlines()) == 151
+    confusion = json.loads(done.path("metrics/confusion_matrix.json").read_text())
+    assert sum(map(sum, confusion["matrix"])) == 30
+    assert done.path("plots/confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_one_mlflow_run_holds_train_and_evaluate(done: Project) -> None:
+    meta = json.loads(done.path("models/model_metadata.json").read_text())
+    mlflow = client(done)
+    run = mlflow.get_run(meta["run_id"])
+    assert run.data.params["model"] == "random_forest"
+    assert run.data.params["n_estimators"] == "100"
+    assert {"train_accuracy", "test_accuracy", "test_f1_macro", "test_f1_weighted"} <= set(run.data.metrics)
+    assert run.data.metrics["test_accuracy"] == json.loads(done.path("metrics/metrics.json").read_text())["accuracy"]
+    artifacts = {a.path for a in mlflow.list_artifacts(meta["run_id"], "evaluation")}
+    assert "evaluation/confusion_matrix.png" in artifacts
+    assert run.data.tags["data.train.md5"] in done.path("dvc.lock").read_text()
+    version = mlflow.get_model_version("iris-classifier", meta["version"])
+    assert version.run_id == meta["run_id"]
+    assert meta["model_uri"] == f"models:/iris-classifier/{meta['version']}"
+
+
+def test_local_model_copy_predicts_like_the_registered_one(done: Project) -> None:
+    import pandas as pd
+
+    from mlpipeline.io.tracking import load_model_dir
+
+    model = load_model_dir(done.path("models/model"))
+    test = pd.read_csv(done.path("data/processed/test.csv"))
+    predicted = model.predict(test.drop(columns=["target", "target_name"]))
+    rows = pd.read_csv(done.path("plots/predictions.csv"))
+    names = dict(test[["target", "target_name"]].drop_duplicates().itertuples(index=False))
+    assert [names[p] for p in predicted] == rows["predicted"].tolist()
+
+
+def test_noop_and_selective_reruns(done: Project, tmp_path: Path) -> None:
+    project = copy_of(done, tmp_path / "p")
+    assert ran(project.repro().stdout) == []
+    assert project.run("dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+
+    project.set_param("train.n_estimators", 50)
+    assert ran(project.repro().stdout) == ["train", "evaluate"]
+    versions = client(project).search_model_versions("name='iris-classifier'")
+    assert len(versions) == 2
+
+    project.set_param("preprocess.test_size", 0.3)
+    assert ran(project.repro().stdout) == ["preprocess", "train", "evaluate"]
+    assert len(project.path("data/processed/test.csv").read_text().splitlines()) == 46
+
+    module = project.path("src/mlpipeline/stages/train.py")
+    module.write_text(module.read_text() + "\n# edited\n")
+    assert ran(project.repro().stdout) == ["train", "evaluate"]
+
+    module = project.path("src/mlpipeline/stages/validate.py")
+    module.write_text(module.read_text() + "\n# edited\n")
+    # validate reruns; its report is byte-identical, so DVC rightly skips what depends only on it.
+    assert ran(project.repro().stdout) == ["validate"]
+
+
+def test_two_runs_from_scratch_are_byte_identical(done: Project, tmp_path: Path) -> None:
+    again = Project(copy_project(tmp_path / "again"))
+    again.repro()
+    assert file_hashes(again, DETERMINISTIC) == file_hashes(done, DETERMINISTIC)
+
+
+def test_dvc_experiment(done: Project, tmp_path: Path) -> None:
+    project = copy_of(done, tmp_path / "p")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-qm", "baseline")
+    project.run("dvc", "exp", "run", "-S", "train.n_estimators=50", "--name", "fifty")
+    shown = json.loads(project.run("dvc", "exp", "show", "--json").stdout)
+    experiments = [e for rev in shown for e in (rev.get("experiments") or [])]
+    names = [e.get("name") for e in experiments]
+    assert "fifty" in names
+    params = json.dumps(experiments[names.index("fifty")])
+    assert '"n_estimators": 50' in params
+
+
+def test_bad_data_and_bad_params_lose_nothing(done: Project, tmp_path: Path) -> None:
+    project = copy_of(done, tmp_path / "p")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-qm", "good run")
+    before = file_hashes(project, DETERMINISTIC)
+    versions = len(client(project).search_model_versions("name='iris-classifier'"))
+
+    raw = project.path("data/raw/iris.csv").read_text().splitlines()
+    raw[5] = raw[5].replace(raw[5].split(",")[1], "oops", 1)
+    project.path("incoming.csv").write_text("\n".join(raw) + "\n")
+    project.set_param("ingest.source", "incoming.csv")
+    failed = project.repro(check=False)
+    assert failed.returncode != 0
+    assert "sepal_width_cm: wrong type (not a number) (1 row, e.g. line 6: 'oops')" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    # Nothing downstream ran: the model, metrics and registry are as they were.
+    assert file_hashes(project, DETERMINISTIC[2:]) == {k: v for k, v in before.items() if k in DETERMINISTIC[2:]}
+    assert len(client(project).search_model_versions("name='iris-classifier'")) == versions
+
+    project.run("git", "checkout", "--", "params.yaml", "dvc.lock")
+    project.set_param("train.max_dept", 3)
+    failed = project.repro(check=False)
+    assert failed.returncode != 0
+    assert "unknown key 'train.max_dept'" in failed.stderr
+    assert len(client(project).search_model_versions("name='iris-classifier'")) == versions
+
+    # The last good outputs are restorable from the DVC cache.
+    project.run("git", "checkout", "--", "params.yaml", "dvc.lock")
+    project.run("dvc", "checkout", "--force")
+    assert file_hashes(project, DETERMINISTIC) == before
+    assert project.run("dvc", "status").stdout.strip() == "Data and pipelines are up to date."

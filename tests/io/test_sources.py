@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlpipeline.errors import ConfigError
+from mlpipeline.io.sources import read_source, snake_case
+
+
+def collect(source: str, target: str = "target", chunk_rows: int = 50_000) -> pd.DataFrame:
+    return pd.concat(list(read_source(source, target, chunk_rows)), ignore_index=True)
+
+
+def test_snake_case() -> None:
+    assert snake_case("sepal length (cm)") == "sepal_length_cm"
+    assert snake_case("od280/od315_of_diluted_wines") == "od280_od315_of_diluted_wines"
+
+
+@pytest.mark.parametrize(("name", "rows", "classes"), [("iris", 150, 3), ("wine", 178, 3)])
+def test_sklearn_sources(name: str, rows: int, classes: int) -> None:
+    df = collect(f"sklearn:{name}")
+    assert len(df) == rows
+    assert list(df.columns[-2:]) == ["target", "target_name"]
+    assert df["target"].nunique() == classes
+    assert all(c == snake_case(c) for c in df.columns)
+
+
+def test_unknown_sklearn_source() -> None:
+    with pytest.raises(ConfigError, match="not bundled"):
+        collect("sklearn:mnist")
+
+
+def test_csv_streams_in_chunks_with_stable_codes(tmp_path: Path) -> None:
+    path = tmp_path / "flowers.csv"
+    path.write_text("Petal Len,species\n1.0,b\n2.0,a\n3.0,b\n4.0,c\n5.0,a\n")
+    chunks = list(read_source(str(path), "species", chunk_rows=2))
+    assert len(chunks) == 3
+    df = pd.concat(chunks, ignore_index=True)
+    assert list(df.columns) == ["petal_len", "target", "target_name"]
+    assert df["target"].tolist() == [1, 0, 1, 2, 0]  # sorted labels a, b, c
+    assert df["petal_len"].tolist() == ["1.0", "2.0", "3.0", "4.0", "5.0"]  # passed through as text
+
+
+def test_numeric_labels_sort_numerically(tmp_path: Path) -> None:
+    path = tmp_path / "n.csv"
+    path.write_text("x,y\n1,10\n2,9\n3,10\n")
+    assert collect(str(path), "y")["target"].tolist() == [1, 0, 1]
+
+
+def test_parquet_source(tmp_path: Path) -> None:
+    path = tmp_path / "d.parquet"
+    pd.DataFrame({"f": [0.5, 1.5, None], "label": ["u", "v", "u"]}).to_parquet(path)
+    df = collect(str(path), "label")
+    assert df["target_name"].tolist() == ["u", "v", "u"]
+    assert df["f"].isna().tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("setup", "match"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.with_suffix(".txt").write_text("a"), "unsupported file type"),
+        (lambda p: p.write_text("a,b\n1,2\n"), "ingest.target 'label' is not a column"),
+    ],
+)
+def test_file_source_errors(tmp_path: Path, setup, match: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "data.csv"
+    setup(path)
+    source = str(path.with_suffix(".txt")) if match == "unsupported file type" else str(path)
+    with pytest.raises(ConfigError, match=match):
+        collect(source, "label")

@@ -1,0 +1,133 @@
+"""The CLI: each bad input fails with one clear line and its exit code, and writes nothing it should not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlpipeline.cli import main
+
+IRIS_HEADER = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm,species"
+
+
+def iris_csv(path: Path, *, rows: list[str] | None = None, header: str = IRIS_HEADER) -> Path:
+    """A CSV in the shape of Iris, 12 rows per class unless ``rows`` is given."""
+    if rows is None:
+        rows = [
+            f"5.{i},3.{i},1.{i},0.{i},{label}" for label in ("setosa", "versicolor", "virginica") for i in range(12)
+        ]
+    path.write_text(header + "\n" + "\n".join(rows) + ("\n" if rows else ""))
+    return path
+
+
+def use_source(workdir: Path, source: Path, target: str = "species") -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["ingest"].update(source=str(source.relative_to(workdir)), target=target)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.err + captured.out
+
+
+def test_help_lists_every_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_cli(capsys, "--help")
+    assert code == 0
+    for stage in ("ingest", "validate", "preprocess", "train", "evaluate"):
+        assert stage in out
+
+
+def test_good_csv_source_passes_ingest_and_validate(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    use_source(workdir, iris_csv(workdir / "in.csv"))
+    assert run_cli(capsys, "ingest")[0] == 0
+    code, out = run_cli(capsys, "validate")
+    assert code == 0, out
+    assert yaml.safe_load((workdir / "reports/data_validation.json").read_text())["passed"] is True
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "expected"),
+    [
+        (None, IRIS_HEADER.replace("petal_width_cm,", ""), "petal_width_cm: column missing"),
+        (
+            ["abc,3.0,1.0,0.2,setosa"],
+            IRIS_HEADER,
+            "sepal_length_cm: wrong type (not a number) (1 row, e.g. line 38: 'abc')",
+        ),
+        (["5.0,,1.0,0.2,setosa", "5.0,3.0,1.0,,setosa"], IRIS_HEADER, "missing value"),
+        (["5.0,3.0,1.0,0.2,unicorn"], IRIS_HEADER, "target_name: unknown label"),
+        ([], IRIS_HEADER, "no data rows"),
+    ],
+    ids=["missing-column", "non-numeric", "nan", "unknown-label", "zero-rows"],
+)
+def test_bad_csv_fails_validate_with_one_clear_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], rows: list[str] | None, header: str, expected: str
+) -> None:
+    good = iris_csv(workdir / "good.csv").read_text().splitlines()[1:]
+    bad_rows = None if rows is None else good + rows if rows else []
+    use_source(workdir, iris_csv(workdir / "in.csv", rows=bad_rows, header=header))
+    assert run_cli(capsys, "ingest")[0] == 0
+    code, out = run_cli(capsys, "validate")
+    assert code == 3
+    assert expected in out
+    assert "Traceback" not in out
+    assert len([line for line in out.splitlines() if line.strip()]) == 1
+    assert not (workdir / "data/processed").exists()
+    # preprocess refuses data that failed validation, so nothing downstream is overwritten.
+    code, out = run_cli(capsys, "preprocess")
+    assert code == 3
+    assert "failed validation" in out
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "expected"),
+    [
+        ("train", {"n_estimatorz": 10}, "unknown key 'train.n_estimatorz'"),
+        ("train", {"n_estimators": "ten"}, "'train.n_estimators': input should be a valid integer"),
+        ("train", {"model": "xgboost"}, "'train.model'"),
+    ],
+    ids=["misspelt-key", "wrong-type", "unknown-model"],
+)
+def test_bad_params_fail_before_any_work(
+    workdir: Path, capsys: pytest.CaptureFixture[str], section: str, change: dict, expected: str
+) -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params[section].update(change)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("ingest", "train"):
+        code, out = run_cli(capsys, stage)
+        assert code == 2
+        assert expected in out
+        assert "Traceback" not in out
+    assert sorted(p.name for p in workdir.iterdir()) == ["contracts", "params.yaml"]
+
+
+def test_missing_inputs_say_which_stage_to_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_cli(capsys, "validate", "--raw", "data/raw/iris.csv")
+    assert code == 1
+    assert "run the ingest stage first" in out
+
+
+def test_unreachable_tracking_server_is_a_clear_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for stage in ("ingest", "validate", "preprocess"):
+        assert run_cli(capsys, stage)[0] == 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    code, out = run_cli(capsys, "train")
+    assert code == 4
+    assert "MLflow tracking server http://127.0.0.1:9 is not reachable" in out
+    assert not (workdir / "models").exists()
+
+
+def test_contract_command_drafts_a_contract_the_data_passes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "ingest")[0] == 0
+    assert run_cli(capsys, "contract", "data/raw/iris.csv", "contracts/drafted.yaml")[0] == 0
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["validate"]["contract"] = "contracts/drafted.yaml"
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_cli(capsys, "validate")[0] == 0
