@@ -22,6 +22,7 @@ DETERMINISTIC = [
     "data/processed/test.csv",
     "metrics/train_metrics.json",
     "metrics/metrics.json",
+    "metrics/classification_report.json",
     "metrics/confusion_matrix.json",
     "plots/predictions.csv",
     "plots/confusion_matrix.png",
@@ -66,7 +67,9 @@ def test_full_run_produces_every_output(done: Project) -> None:
         assert done.path(rel).is_file(), rel
     metrics = json.loads(done.path("metrics/metrics.json").read_text())
     assert metrics["accuracy"] >= 0.9
-    assert set(metrics["per_class"]) == {"setosa", "versicolor", "virginica"}
+    per_class = json.loads(done.path("metrics/classification_report.json").read_text())
+    assert set(per_class) == {"setosa", "versicolor", "virginica"}
+    assert sum(row["support"] for row in per_class.values()) == 30
     assert metrics["n_test_rows"] == 30
     assert len(done.path("data/processed/train.csv").read_text().splitlines()) == 121
     assert len(done.path("data/raw/iris.csv").read_text().splitlines()) == 151

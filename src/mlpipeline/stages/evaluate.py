@@ -14,6 +14,7 @@ from mlpipeline.core.metrics import classification_metrics, confusion, per_class
 from mlpipeline.core.split import features_and_target
 from mlpipeline.io import tracking
 from mlpipeline.io.files import atomic_path, read_csv, read_json, write_csv, write_json
+from mlpipeline.io.sources import snake_case
 from mlpipeline.settings import EvaluateParams
 from mlpipeline.stages.preprocess import TEST
 from mlpipeline.stages.train import METADATA
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 METRICS = Path("metrics/metrics.json")
 CONFUSION = Path("metrics/confusion_matrix.json")
+CLASS_REPORT = Path("metrics/classification_report.json")
 PLOTS = Path("plots")
 PREDICTIONS = PLOTS / "predictions.csv"
 CONFUSION_PNG = PLOTS / "confusion_matrix.png"
@@ -80,7 +82,8 @@ def run(params: EvaluateParams, test_csv: Path = TEST, metadata: Path = METADATA
     report = per_class_report(y, predicted, labels)
     matrix = confusion(y, predicted, labels)
 
-    write_json(METRICS, {**metrics, "n_test_rows": len(y), "per_class": report})
+    write_json(METRICS, {**metrics, "n_test_rows": len(y)})
+    write_json(CLASS_REPORT, report)
     write_json(CONFUSION, matrix)
     write_csv(PREDICTIONS, pd.DataFrame({"actual": y.map(labels), "predicted": pd.Series(predicted).map(labels)}))
     plot_confusion(matrix, CONFUSION_PNG, params.plot_dpi)
@@ -88,9 +91,14 @@ def run(params: EvaluateParams, test_csv: Path = TEST, metadata: Path = METADATA
     with tracking.resume_run(meta["run_id"]), tracking.translate_errors("logging evaluation"):
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
         mlflow.log_metrics(
-            {f"test_{name}_{k}": v for name, row in report.items() for k, v in row.items() if k != "support"}
+            {
+                f"test_{snake_case(name)}_{k}": v
+                for name, row in report.items()
+                for k, v in row.items()
+                if k != "support"
+            }
         )
-        for path in (METRICS, CONFUSION, CONFUSION_PNG):
+        for path in (METRICS, CLASS_REPORT, CONFUSION, CONFUSION_PNG):
             mlflow.log_artifact(str(path), artifact_path="evaluation")
     logger.info(
         "test accuracy %.3f, f1_macro %.3f for %s; metrics in %s",
