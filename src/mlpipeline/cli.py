@@ -27,7 +27,7 @@ logger = logging.getLogger("mlpipeline")
 app = typer.Typer(
     name="mlpipeline",
     help=(
-        "Reproducible ML pipeline: ingest -> validate -> preprocess -> train -> evaluate.\n\n"
+        "Reproducible ML pipeline: ingest -> validate -> preprocess -> train -> evaluate -> promote.\n\n"
         "Normally run through DVC (`make run` / `dvc repro`), which calls these subcommands in order and skips "
         "the ones whose inputs did not change. Each reads only its own section of params.yaml."
     ),
@@ -119,6 +119,111 @@ def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
     from mlpipeline.stages import evaluate as stage
 
     stage.run(load_params(params).evaluate)
+
+
+@app.command()
+def promote(params: ParamsOption = Path("params.yaml")) -> None:
+    """Run the promotion gate; move the `champion` alias only if every check passes (metrics/promotion.json)."""
+    from mlpipeline.settings import load_params
+    from mlpipeline.stages import promote as stage
+
+    stage.run(load_params(params).promote)
+
+
+HEADLINE = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
+RefArgument = Annotated[str, typer.Argument(help="`champion`, `previous-champion` or a version number.")]
+ModelOption = Annotated[str, typer.Option("--model", help="Registered model name (default: train.registered_model).")]
+
+
+def _model_name(model: str, params: Path) -> str:
+    from mlpipeline.settings import load_params
+
+    return model or load_params(params).train.registered_model
+
+
+@app.command()
+def lineage(
+    ref: RefArgument = "champion",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    model: ModelOption = "",
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Show where a model version came from: git commit, data and params hashes, run, metrics, aliases.
+
+    Example: `mlpipeline lineage champion`, `mlpipeline lineage 3 --json`.
+    """
+    import json
+
+    from mlpipeline.io import tracking
+    from mlpipeline.io.lineage import describe
+
+    tracking.configure()
+    info = describe(_model_name(model, params), ref)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    tags = info["tags"]
+    lines = [
+        f"{info['model']} version {info['version']}" + (f"  [{', '.join(info['aliases'])}]" if info["aliases"] else ""),
+        f"  run            {info['run_id']} (experiment {info['experiment_id']})",
+        f"  git commit     {tags.get('git.commit', '?')}"
+        + ("  (tree was dirty)" if tags.get("git.dirty") == "true" else ""),
+        f"  raw data       {tags.get('data.raw.path', '?')}  md5 {tags.get('data.raw.md5', '?')}",
+        f"  train / test   md5 {tags.get('data.train.md5', '?')} / {tags.get('data.test.md5', '?')}",
+        f"  params.yaml    md5 {tags.get('params.md5', '?')}",
+        f"  runtime        {tags.get('mlpipeline.runtime', '?')}"
+        + (f"   dvc experiment {tags['dvc.experiment']}" if "dvc.experiment" in tags else ""),
+        f"  promotion      {tags.get('promotion', 'not gated')}"
+        + (f" ({tags['promotion.reason']})" if "promotion.reason" in tags else ""),
+        "  params         " + ", ".join(f"{k}={v}" for k, v in info["params"].items()),
+        "  test metrics   "
+        + ", ".join(f"{k}={info['metrics'][f'test_{k}']:.4f}" for k in HEADLINE if f"test_{k}" in info["metrics"]),
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded on both versions).")],
+    model: ModelOption = "",
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Move `champion` back to `previous-champion`, recording the reason."""
+    from mlpipeline.io import registry, tracking
+
+    tracking.configure()
+    name = _model_name(model, params)
+    demoted, restored = registry.rollback(name, reason)
+    logger.info("rolled back %s: champion is v%s again (v%s demoted: %s)", name, restored, demoted, reason)
+
+
+@app.command()
+def reproduce(
+    ref: RefArgument = "champion",
+    model: ModelOption = "",
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Rebuild a model version from its commit in a temporary worktree; report whether data and metrics match.
+
+    Exit code 0 when everything matches, 5 when something differs.
+    """
+    from mlpipeline.io import tracking
+    from mlpipeline.io.reproduce import reproduce as rebuild
+
+    tracking.configure()
+    report = rebuild(_model_name(model, params), ref)
+    width = max(len(c.name) for c in report.comparisons)
+    typer.echo(f"{report.model} v{report.version} from commit {report.commit[:12]}:")
+    for c in report.comparisons:
+        status = "ok     " if c.match else "DIFFERS"
+        typer.echo(f"  {status} {c.name:{width}}  recorded {c.recorded}  reproduced {c.reproduced}")
+    if report.dirty_when_trained:
+        typer.echo("  note: the tree had uncommitted changes when this model was trained")
+    if report.environment_changed:
+        typer.echo("  note: uv.lock changed since that commit; the current environment was used")
+    typer.echo("MATCH: the model's data and metrics were reproduced exactly" if report.match else "MISMATCH")
+    if not report.match:
+        raise typer.Exit(5)
 
 
 @app.command("check-params")

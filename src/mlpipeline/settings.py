@@ -87,6 +87,15 @@ class EvaluateParams(Section):
     plot_dpi: Annotated[int, Field(ge=30, le=600)] = 100
 
 
+class PromoteParams(Section):
+    """The promotion gate: absolute minimums, and how the candidate is compared with the champion."""
+
+    min_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
+    min_f1_macro: Annotated[float, Field(ge=0.0, le=1.0)] = 0.85
+    compare_metric: Literal["accuracy", "f1_macro", "f1_weighted"] = "f1_macro"
+    tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+
+
 class Params(Section):
     """The whole params.yaml. Sections may be omitted (their defaults apply); unknown sections are errors."""
 
@@ -95,6 +104,7 @@ class Params(Section):
     preprocess: PreprocessParams = PreprocessParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    promote: PromoteParams = PromoteParams()
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Project, copy_project
+from tests.integration.conftest import client, copy_of, ran
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("pipeline")]
 
-STAGES = ["ingest", "validate", "preprocess", "train", "evaluate"]
 # Data and metrics outputs that must be byte-identical between runs with the same params.
 DETERMINISTIC = [
     "data/raw/iris.csv",
@@ -27,39 +25,19 @@ DETERMINISTIC = [
     "plots/predictions.csv",
     "plots/confusion_matrix.png",
 ]
-OUTPUTS = [*DETERMINISTIC, "models/model_metadata.json", "models/model/MLmodel", "models/model/model.skops"]
-
-
-def ran(output: str) -> list[str]:
-    """Stages `dvc repro` ran, in order."""
-    return re.findall(r"Running stage '([a-z_]+)'", output)
+OUTPUTS = [
+    *DETERMINISTIC,
+    "metrics/promotion.json",
+    "models/model_metadata.json",
+    "models/model/MLmodel",
+    "models/model/model.skops",
+]
 
 
 def file_hashes(project: Project, files: list[str]) -> dict[str, str]:
     from mlpipeline.io.files import md5
 
     return {rel: md5(project.path(rel)) for rel in files}
-
-
-def client(project: Project):  # type: ignore[no-untyped-def]
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=f"sqlite:///{project.path('mlflow.db')}")
-
-
-@pytest.fixture(scope="module")
-def done(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """One project, run once from nothing; tests that change it work on their own copy (see `copy_of`)."""
-    project = Project(copy_project(tmp_path_factory.mktemp("done")))
-    result = project.repro()
-    assert ran(result.stdout) == STAGES, result.stdout
-    return project
-
-
-def copy_of(done: Project, dest: Path) -> Project:
-    """A copy of the run project, cache, outputs and MLflow store included (cheaper than running again)."""
-    shutil.copytree(done.root, dest, symlinks=True)
-    return Project(dest)
 
 
 def test_full_run_produces_every_output(done: Project) -> None:
@@ -113,17 +91,17 @@ def test_noop_and_selective_reruns(done: Project, tmp_path: Path) -> None:
     assert project.run("dvc", "status").stdout.strip() == "Data and pipelines are up to date."
 
     project.set_param("train.n_estimators", 50)
-    assert ran(project.repro().stdout) == ["train", "evaluate"]
+    assert ran(project.repro().stdout) == ["train", "evaluate", "promote"]
     versions = client(project).search_model_versions("name='iris-classifier'")
     assert len(versions) == 2
 
     project.set_param("preprocess.test_size", 0.3)
-    assert ran(project.repro().stdout) == ["preprocess", "train", "evaluate"]
+    assert ran(project.repro().stdout) == ["preprocess", "train", "evaluate", "promote"]
     assert len(project.path("data/processed/test.csv").read_text().splitlines()) == 46
 
     module = project.path("src/mlpipeline/stages/train.py")
     module.write_text(module.read_text() + "\n# edited\n")
-    assert ran(project.repro().stdout) == ["train", "evaluate"]
+    assert ran(project.repro().stdout) == ["train", "evaluate", "promote"]
 
     module = project.path("src/mlpipeline/stages/validate.py")
     module.write_text(module.read_text() + "\n# edited\n")

@@ -77,6 +77,7 @@ class ValidationReport(BaseModel):
 
     contract: str
     passed: bool
+    data_md5: str | None = None
     rows: int
     columns: list[str]
     class_counts: dict[str, int]

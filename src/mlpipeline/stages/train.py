@@ -10,7 +10,7 @@ from mlpipeline.core.metrics import classification_metrics
 from mlpipeline.core.models import build_model
 from mlpipeline.core.split import features_and_target
 from mlpipeline.errors import DataContractError
-from mlpipeline.io import tracking
+from mlpipeline.io import registry, tracking
 from mlpipeline.io.files import read_csv, write_json
 from mlpipeline.io.lineage import lineage_tags
 from mlpipeline.settings import TrainParams
@@ -60,6 +60,7 @@ def run(params: TrainParams, train_csv: Path = TRAIN) -> TrainResult:
         info = tracking.log_model(model, X.head(5), params.registered_model)
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
     version = str(info.registered_model_version)
+    registry.tag_version(params.registered_model, version, tags)
     result = TrainResult(
         run_id=run_id,
         experiment_id=experiment_id,

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from mlpipeline.core.contract import Contract, ValidationReport, check_frame
 from mlpipeline.errors import ConfigError, DataContractError
-from mlpipeline.io.files import read_csv, read_yaml, write_json
+from mlpipeline.io.files import md5, read_csv, read_yaml, write_json
 from mlpipeline.settings import ValidateParams
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ def run(params: ValidateParams, raw: Path, report: Path = REPORT) -> ValidationR
     """Check ``raw``; write the report either way and raise DataContractError naming every failing column."""
     contract = load_contract(Path(params.contract))
     df = read_csv(raw, "ingest")
-    result = check_frame(df, contract, params.min_rows_per_class)
+    # The hash ties this verdict to the exact bytes checked; the promotion gate compares it with the model's lineage.
+    result = check_frame(df, contract, params.min_rows_per_class).model_copy(update={"data_md5": md5(raw)})
     write_json(report, result.model_dump(mode="json"))
     if not result.passed:
         raise DataContractError(f"{raw} breaks data contract '{contract.name}': {result.summary()}. Report: {report}")

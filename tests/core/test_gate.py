@@ -1,0 +1,52 @@
+from mlpipeline.core.gate import Check, champion_check, contract_check, decide, threshold_checks
+
+
+def passing() -> list[Check]:
+    return [contract_check(True, "ok"), *threshold_checks({"accuracy": 0.95}, {"accuracy": 0.9})]
+
+
+def test_first_model_with_good_metrics_is_promoted() -> None:
+    checks = [*passing(), champion_check("f1_macro", 0.9, None, 0.0)]
+    verdict = decide("m", "1", None, checks)
+    assert verdict.decision == "promoted"
+    assert verdict.champion_after == "1"
+    assert verdict.reason == ""
+
+
+def test_threshold_failure_rejects_with_reason() -> None:
+    checks = [
+        contract_check(True, "ok"),
+        *threshold_checks({"accuracy": 0.6, "f1_macro": 0.95}, {"accuracy": 0.9, "f1_macro": 0.5}),
+    ]
+    verdict = decide("m", "2", "1", checks)
+    assert verdict.decision == "rejected"
+    assert verdict.champion_after == "1"
+    assert verdict.reason == "min_accuracy: accuracy 0.6000 < 0.9000"
+
+
+def test_contract_failure_rejects() -> None:
+    assert decide("m", "2", "1", [contract_check(False, "bad data"), *passing()[1:]]).decision == "rejected"
+
+
+def test_champion_comparison_uses_tolerance() -> None:
+    assert champion_check("f1_macro", 0.90, 0.92, 0.0).status == "fail"
+    assert champion_check("f1_macro", 0.90, 0.92, 0.03).status == "pass"
+    assert champion_check("f1_macro", 0.92, 0.92, 0.0).status == "pass"  # at least as good is enough
+
+
+def test_any_error_fails_closed_even_if_others_pass() -> None:
+    checks = [*passing(), Check(name="vs_champion", status="error", detail="cannot load champion")]
+    verdict = decide("m", "3", "1", checks)
+    assert verdict.decision == "error"
+    assert verdict.champion_after == "1"
+    assert "cannot load champion" in verdict.reason
+    assert decide("m", "3", "1", [contract_check(None, "no report")]).decision == "error"
+
+
+def test_missing_metric_is_an_error() -> None:
+    (check,) = threshold_checks({}, {"f1_macro": 0.5})
+    assert check.status == "error"
+
+
+def test_current_champion_is_not_moved() -> None:
+    assert decide("m", "4", "4", passing()).decision == "already-champion"

@@ -1,0 +1,53 @@
+"""Fixtures for the integration tier: a project run once from nothing, and isolated copies of it."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project, copy_project
+
+STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "promote"]
+
+
+def ran(output: str) -> list[str]:
+    """Stages `dvc repro` ran, in order."""
+    import re
+
+    return re.findall(r"Running stage '([a-z_]+)'", output)
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """One project, run once from nothing; tests that change it work on their own copy (`copy_of`)."""
+    project = Project(copy_project(tmp_path_factory.mktemp("done")))
+    result = project.repro()
+    assert ran(result.stdout) == STAGES, result.stdout
+    return project
+
+
+def copy_of(done: Project, dest: Path) -> Project:
+    """A copy of a run project, DVC cache and MLflow store included (cheaper than running again).
+
+    MLflow's SQLite store records absolute artifact locations; they are rewritten to the copy so that the copy
+    neither reads nor writes the original's artifacts.
+    """
+    shutil.copytree(done.root, dest, symlinks=True)
+    old, new = str(done.root), str(dest)
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for column in db.execute(f"PRAGMA table_info('{table}')").fetchall():
+                if column[2].upper().startswith(("VARCHAR", "TEXT")):
+                    db.execute(f'UPDATE \'{table}\' SET "{column[1]}" = replace("{column[1]}", ?, ?)', (old, new))
+    return Project(dest)
+
+
+def client(project: Project):  # type: ignore[no-untyped-def]
+    """An MlflowClient on the project's local store."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{project.path('mlflow.db')}")
