@@ -255,13 +255,26 @@ def contract(
     logger.info("wrote %s (%d features, %d labels)", out, len(drafted.features), len(drafted.labels))
 
 
+def _in_container_runtime(command: str) -> bool:
+    """True when this stage must run in its container: MLPIPELINE_RUNTIME=docker and we are not inside one."""
+    from mlpipeline.io.launcher import IN_CONTAINER, STAGES
+    from mlpipeline.settings import env_settings
+
+    return command in STAGES and not os.environ.get(IN_CONTAINER) and env_settings().mlpipeline_runtime == "docker"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this; the console script exits with it)."""
     import click
 
     configure_logging()
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, prog_name="mlpipeline", standalone_mode=False)
+        if args and _in_container_runtime(args[0]):
+            from mlpipeline.io.launcher import run_in_container
+
+            return run_in_container(args[0], args[1:])
+        app(args=args, prog_name="mlpipeline", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

@@ -153,7 +153,7 @@ class EnvSettings(BaseSettings):
     Secrets never go in params.yaml; MLflow and S3 clients read their credentials from the same environment.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True)
 
     mlflow_tracking_uri: str = DEFAULT_TRACKING_URI
     mlpipeline_runtime: Literal["local", "docker"] = "local"

@@ -49,7 +49,8 @@ def lock_hashes(lock: Path = LOCK) -> dict[str, str]:
 
 def lineage_tags(read: dict[str, Path]) -> dict[str, str]:
     """Tags for a run and its model version; ``read`` maps names (train, test) to the files the stage read."""
-    tags: dict[str, str] = {"mlpipeline.runtime": env_settings().mlpipeline_runtime}
+    runtime = "docker" if os.environ.get("MLPIPELINE_IN_CONTAINER") else env_settings().mlpipeline_runtime
+    tags: dict[str, str] = {"mlpipeline.runtime": runtime}
     commit = git("rev-parse", "HEAD")
     if commit:
         tags["git.commit"] = commit

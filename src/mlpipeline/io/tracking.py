@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipeline.errors import MlpipelineError, ServiceUnavailableError
-from mlpipeline.settings import env_settings
+from mlpipeline.settings import DEFAULT_TRACKING_URI, env_settings
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ def configure() -> str:
     import mlflow
 
     uri = env_settings().mlflow_tracking_uri
+    if uri == DEFAULT_TRACKING_URI:
+        uri = f"sqlite:///{local_store_root() / 'mlflow.db'}"
     if uri.startswith(("http://", "https://")):
         # Fail in seconds, not after MLflow's default minutes of retries, when the server is down.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -37,6 +39,12 @@ def configure() -> str:
         _check_server(uri)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def local_store_root() -> Path:
+    """Where the default local MLflow store lives: the DVC repo root (so `dvc exp run --temp` copies, which run
+    under .dvc/tmp/exps, log to the project's store rather than a store deleted with the copy), else the cwd."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
 def _check_server(uri: str, timeout: float = 3.0) -> None:
@@ -82,6 +90,9 @@ def start_run(experiment: str, run_name: str | None = None, tags: dict[str, str]
     import mlflow
 
     with translate_errors(f"starting a run in experiment {experiment!r}"):
+        if mlflow.get_tracking_uri().startswith("sqlite:") and mlflow.get_experiment_by_name(experiment) is None:
+            # Pin the artifact root to the project, not to whatever directory created the experiment.
+            mlflow.create_experiment(experiment, artifact_location=(local_store_root() / "mlruns").as_uri())
         mlflow.set_experiment(experiment)
         return mlflow.start_run(run_name=run_name, tags=tags)
 
