@@ -265,7 +265,7 @@ def _in_container_runtime(command: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this; the console script exits with it)."""
-    import click
+    from typer.exceptions import TyperException
 
     configure_logging()
     args = list(sys.argv[1:] if argv is None else argv)
@@ -275,14 +275,18 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_in_container(args[0], args[1:])
         app(args=args, prog_name="mlpipeline", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         logger.error("interrupted")
         return 130
+    except TyperException as exc:  # usage errors: unknown command or option, bad value
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            logger.error("%s", exc.format_message())
+        return exc.exit_code
     except MlpipelineError as exc:
         logger.debug("traceback", exc_info=True)
         logger.error("%s", exc)
