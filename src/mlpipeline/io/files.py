@@ -37,6 +37,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield an empty temp directory beside ``path``; on success it replaces ``path`` whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; outputs should read like any other directory
     try:
         yield tmp
         old = None

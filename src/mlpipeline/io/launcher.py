@@ -58,6 +58,8 @@ def container_env(cwd: Path) -> dict[str, str]:
         MLPIPELINE_RUNTIME="local",
         PYTHONPATH=str(cwd / "src"),
         HOME="/tmp",
+        USER="mlpipeline",  # the caller's uid has no passwd entry in the image; getpass and git ask
+        LOGNAME="mlpipeline",
         MPLCONFIGDIR="/tmp/matplotlib",
         **{IN_CONTAINER: "1"},
     )
