@@ -18,6 +18,8 @@ PYTEST_ARGS ?=
 
 # Docker: images are tagged with a hash of what defines them (the launcher computes the same one).
 STAGES := ingest validate preprocess train evaluate promote
+IMAGES := $(STAGES) serve
+SERVE_PORT ?= 8000
 BASE_IMAGE ?= python:3.11-slim-bookworm
 IMAGE_TAG = $(shell cat docker/Dockerfile uv.lock pyproject.toml | sha256sum | cut -c1-12)
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -28,7 +30,7 @@ COMPOSE_ENV = PROJECT_DIR="$(CURDIR)" MLPIPELINE_UID="$$(id -u)" MLPIPELINE_GID=
 	DOCKER_GID="$$(stat -c %g $(DOCKER_SOCKET))" DOCKER_SOCKET="$(DOCKER_SOCKET)" MLPIPELINE_IMAGE_TAG="$(IMAGE_TAG)"
 
 .PHONY: help setup run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
-	build run-docker run-stage
+	build run-docker run-stage serve serve-docker
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36mmake %-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,9 +55,9 @@ run: setup ## Run the whole pipeline (dvc repro): only what changed reruns
 	@echo "Outputs: data/raw, data/processed, models/, metrics/, plots/, reports/ (dvc.lock records their hashes)"
 	@echo "Experiments: 'make ui' opens MLflow on http://127.0.0.1:$(UI_PORT)  |  compare runs: make exp ARGS=\"-S train.n_estimators=300\""
 
-build: ## Build the stage images and the DVC runner image (BASE_IMAGE=python:3.11-slim-bookworm)
+build: ## Build the stage images, the serving image and the DVC runner image (BASE_IMAGE=python:3.11-slim-bookworm)
 	@command -v docker >/dev/null || { echo "error: docker not found; install Docker (or .ci/provision-docker.sh)"; exit 1; }
-	@for stage in $(STAGES); do \
+	@for stage in $(IMAGES); do \
 	  echo "building mlpipeline-$$stage:$(IMAGE_TAG)"; \
 	  docker build --quiet -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg STAGE=$$stage \
 	    -t mlpipeline-$$stage:$(IMAGE_TAG) -t mlpipeline-$$stage:latest . >/dev/null; \
@@ -78,6 +80,14 @@ run-stage: ## Run one stage (and what it needs) in containers: make run-stage ST
 	@test -n "$(STAGE)" || { echo "usage: make run-stage STAGE=<$(STAGES)>"; exit 1; }
 	$(require_runner)
 	@$(COMPOSE_ENV) $(COMPOSE) run --rm dvc-runner dvc repro --single-item $(STAGE)
+
+serve: setup ## Serve the champion over HTTP on 127.0.0.1:$(SERVE_PORT) (mlpipeline serve)
+	@mlpipeline serve --port $(SERVE_PORT) $(ARGS)
+
+serve-docker: ## Serve the champion from the serving image (compose service `serve`)
+	@docker image inspect mlpipeline-serve:$(IMAGE_TAG) >/dev/null 2>&1 || \
+	  { echo "error: image mlpipeline-serve:$(IMAGE_TAG) not found (missing or stale): run make build"; exit 1; }
+	@$(COMPOSE_ENV) SERVE_PORT=$(SERVE_PORT) $(COMPOSE) up serve
 
 status: setup ## What changed since the last run (dvc status)
 	@dvc status

@@ -131,3 +131,11 @@ def test_contract_command_drafts_a_contract_the_data_passes(workdir: Path, capsy
     params["validate"]["contract"] = "contracts/drafted.yaml"
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     assert run_cli(capsys, "validate")[0] == 0
+
+
+def test_serve_without_a_champion_says_what_to_do(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_cli(capsys, "serve", "--port", "1")
+    assert code == 1
+    assert "no model to serve" in out
+    assert "make run" in out
+    assert "Traceback" not in out

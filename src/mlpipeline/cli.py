@@ -226,6 +226,60 @@ def reproduce(
         raise typer.Exit(5)
 
 
+@app.command()
+def serve(
+    version: Annotated[
+        str, typer.Option("--version", help="Serve this version, pinned (default: follow champion).")
+    ] = "",
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    model: ModelOption = "",
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Serve the champion over HTTP (POST /predict, GET /health, /ready, /model, docs at /docs).
+
+    Follows the `champion` alias: a moved alias is picked up every MLPIPELINE_SERVE_POLL_SECONDS (10) or on
+    POST /reload, without a restart. Limits: MLPIPELINE_SERVE_MAX_BATCH (1000 rows),
+    MLPIPELINE_SERVE_MAX_BODY_BYTES (1 MiB). Set MLPIPELINE_SERVE_TOKEN to require a bearer token.
+
+    Example: `mlpipeline serve --port 8000`, then
+    `curl localhost:8000/predict -H 'content-type: application/json' -d '{"rows": [{...}]}'`.
+    """
+    import uvicorn
+    from pydantic import ValidationError
+
+    from mlpipeline.errors import ConfigError
+    from mlpipeline.io import registry, tracking
+    from mlpipeline.serving.app import ServeSettings, create_app
+    from mlpipeline.serving.model import ModelHolder, registry_loader
+
+    try:
+        settings = ServeSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MLPIPELINE_SERVE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"server settings: {problems}") from exc
+    tracking.configure()
+    name = _model_name(model, params)
+    follow = None if version else (lambda: registry.alias_version(name, registry.CHAMPION))
+    holder = ModelHolder(registry_loader(name), follow, version or None)
+    holder.watch(settings.poll_seconds)
+    served = holder.current
+    assert served is not None
+    logger.info(
+        "serving %s v%s on http://%s:%d (%s%s); docs at /docs",
+        name,
+        served.version,
+        host,
+        port,
+        "following the champion alias" if follow else "pinned",
+        ", bearer token required" if settings.token else "",
+    )
+    uvicorn.run(create_app(holder, settings), host=host, port=port, log_level="warning", access_log=access_log)
+
+
 @app.command("check-params")
 def check_params(params: ParamsOption = Path("params.yaml")) -> None:
     """Validate the whole params file without running anything."""

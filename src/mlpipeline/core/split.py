@@ -22,3 +22,11 @@ def features_and_target(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     from mlpipeline.core.contract import RAW_LABEL
 
     return df.drop(columns=[RAW_TARGET, RAW_LABEL], errors="ignore"), df[RAW_TARGET].astype("int64")
+
+
+def labels_of(df: pd.DataFrame) -> dict[int, str]:
+    """Class code -> name, as recorded in the data."""
+    from mlpipeline.core.contract import RAW_LABEL
+
+    pairs = df[[RAW_TARGET, RAW_LABEL]].drop_duplicates().sort_values(RAW_TARGET)
+    return {int(code): str(name) for code, name in pairs.itertuples(index=False)}

@@ -105,8 +105,11 @@ def resume_run(run_id: str) -> Any:
         return mlflow.start_run(run_id=run_id)
 
 
-def log_model(model: Any, example: Any, registered_model: str) -> Any:
-    """Log ``model`` (skops format, signature, input example, pinned requirements) and register a new version."""
+def log_model(model: Any, example: Any, registered_model: str, labels: dict[int, str]) -> Any:
+    """Log ``model`` (skops format, signature, input example, pinned requirements) and register a new version.
+
+    ``labels`` (class code -> name) goes into the model's metadata, so a server can name its predictions.
+    """
     import mlflow.sklearn
     import skops.io
     from mlflow.models import infer_signature
@@ -125,6 +128,7 @@ def log_model(model: Any, example: Any, registered_model: str) -> Any:
             serialization_format="skops",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+            metadata={"labels": {str(code): name for code, name in sorted(labels.items())}},
         )
 
 
@@ -141,6 +145,19 @@ def copy_model(model_uri: str, path: Path) -> None:
         mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(tmp))
 
 
+def read_mlmodel(path: Path) -> dict[str, Any]:
+    """The MLmodel file of a local model directory (flavors, signature, metadata)."""
+    import yaml
+
+    try:
+        meta = yaml.safe_load((path / "MLmodel").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise MlpipelineError(f"{path} is not an MLflow model directory ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise MlpipelineError(f"{path}/MLmodel is not a mapping")
+    return meta
+
+
 def load_model_dir(path: Path) -> Any:
     """Load a scikit-learn model saved by this project from a local MLflow model directory.
 
@@ -148,12 +165,10 @@ def load_model_dir(path: Path) -> Any:
     artifact (MLflow's own loader would need MLFLOW_ALLOW_PICKLE_DESERIALIZATION for that).
     """
     import skops.io
-    import yaml
 
     try:
-        meta = yaml.safe_load((path / "MLmodel").read_text(encoding="utf-8"))
-        flavor = meta["flavors"]["sklearn"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        flavor = read_mlmodel(path)["flavors"]["sklearn"]
+    except (KeyError, TypeError) as exc:
         raise MlpipelineError(f"{path} is not an MLflow scikit-learn model directory ({exc})") from exc
     if flavor.get("serialization_format") != "skops":
         raise MlpipelineError(f"{path}: refusing to load a {flavor.get('serialization_format')!r} model; only skops")
@@ -163,11 +178,16 @@ def load_model_dir(path: Path) -> Any:
         raise MlpipelineError(f"cannot load model from {path}: {exc}") from exc
 
 
-def load_model(model_uri: str) -> Any:
-    """Download a model (e.g. ``models:/iris-classifier/3``) and load it with :func:`load_model_dir`."""
+def load_model_with_meta(model_uri: str) -> tuple[Any, dict[str, Any]]:
+    """Download a model (e.g. ``models:/iris-classifier/3``); return it with its MLmodel description."""
     import mlflow.artifacts
 
     with tempfile.TemporaryDirectory(prefix="mlpipeline-model-") as tmp:
         with translate_errors(f"downloading {model_uri}"):
-            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
-        return load_model_dir(Path(local))
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        return load_model_dir(local), read_mlmodel(local)
+
+
+def load_model(model_uri: str) -> Any:
+    """Download a model and load it with :func:`load_model_dir`."""
+    return load_model_with_meta(model_uri)[0]

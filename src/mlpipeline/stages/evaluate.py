@@ -9,9 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from mlpipeline.core.contract import RAW_LABEL, RAW_TARGET
 from mlpipeline.core.metrics import classification_metrics, confusion, per_class_report
-from mlpipeline.core.split import features_and_target
+from mlpipeline.core.split import features_and_target, labels_of
 from mlpipeline.io import tracking
 from mlpipeline.io.files import atomic_path, read_csv, read_json, write_csv, write_json
 from mlpipeline.io.sources import snake_case
@@ -33,12 +32,6 @@ CONFUSION_PNG = PLOTS / "confusion_matrix.png"
 class EvaluateResult:
     metrics: dict[str, float]
     model_uri: str
-
-
-def labels_of(df: pd.DataFrame) -> dict[int, str]:
-    """Class code -> name, as recorded in the data."""
-    pairs = df[[RAW_TARGET, RAW_LABEL]].drop_duplicates().sort_values(RAW_TARGET)
-    return {int(code): str(name) for code, name in pairs.itertuples(index=False)}
 
 
 def plot_confusion(matrix: dict[str, Any], path: Path, dpi: int) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlpipeline.core.metrics import classification_metrics
 from mlpipeline.core.models import build_model
-from mlpipeline.core.split import features_and_target
+from mlpipeline.core.split import features_and_target, labels_of
 from mlpipeline.errors import DataContractError
 from mlpipeline.io import registry, tracking
 from mlpipeline.io.files import read_csv, write_json
@@ -57,7 +57,7 @@ def run(params: TrainParams, train_csv: Path = TRAIN) -> TrainResult:
             {"model": params.model, **params.model_params(), "n_train_rows": len(X), "n_features": X.shape[1]}
         )
         mlflow.log_metrics({f"train_{k}": v for k, v in metrics.items()})
-        info = tracking.log_model(model, X.head(5), params.registered_model)
+        info = tracking.log_model(model, X.head(5), params.registered_model, labels_of(df))
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
     version = str(info.registered_model_version)
     registry.tag_version(params.registered_model, version, tags)

@@ -1,0 +1,172 @@
+"""Serving throughput and latency: `mlpipeline serve` against `mlflow models serve` on the same champion.
+
+Both servers run on this machine, on loopback, serving `models:/<name>@champion` from the project's MLflow
+store (run `make run` first). The same bounded load is sent to each: CLIENTS processes, each with one
+keep-alive connection, sending requests back to back for DURATION seconds (and at most MAX_REQUESTS), for a
+single-row and a 100-row body. Prints requests/s, p50 and p99 latency, and our ratios. Not a test.
+
+    python benchmarks/serving.py [--duration 5] [--clients 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_REQUESTS = 200_000
+FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+ROW = [5.9, 3.0, 5.1, 1.8]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server on port {port} exited early ({proc.returncode}); is there a champion? run `make run`")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    sys.exit(f"server on port {port} not ready after {timeout} s")
+
+
+def client(port: int, path: str, body: bytes, duration: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"content-type": "application/json"}
+    latencies, errors = [], 0
+    end = time.perf_counter() + duration
+    while time.perf_counter() < end and len(latencies) < MAX_REQUESTS:
+        start = time.perf_counter()
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - start)
+        errors += response.status != 200
+    queue.put((latencies, errors))
+
+
+def load(port: int, path: str, body: bytes, duration: float, clients: int) -> dict[str, float]:
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    procs = [multiprocessing.Process(target=client, args=(port, path, body, duration, queue)) for _ in range(clients)]
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    latencies = sorted(x for lat, _ in results for x in lat)
+    errors = sum(e for _, e in results)
+    return {
+        "rps": len(latencies) / duration,
+        "p50_ms": statistics.median(latencies) * 1e3,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1e3,
+        "errors": errors,
+        "requests": len(latencies),
+    }
+
+
+def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per scenario")
+    parser.add_argument("--clients", type=int, default=2, help="client processes (one connection each)")
+    parser.add_argument("--model", default="iris-classifier")
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'mlflow.db'}")
+    bodies = {
+        "1 row": (ROW, 1),
+        "100 rows": (ROW, 100),
+    }
+    ours_port, theirs_port = free_port(), free_port()
+    servers = {
+        "mlpipeline serve": (
+            start([sys.executable, "-m", "mlpipeline", "serve", "--port", str(ours_port)], env),
+            ours_port,
+            "/predict",
+            "/ready",
+            lambda row, n: json.dumps({"rows": [dict(zip(FEATURES, row, strict=True))] * n}).encode(),
+        ),
+        "mlflow models serve": (
+            start(
+                [
+                    "mlflow",
+                    "models",
+                    "serve",
+                    "-m",
+                    f"models:/{args.model}@champion",
+                    "-p",
+                    str(theirs_port),
+                    "-h",
+                    "127.0.0.1",
+                    "--env-manager",
+                    "local",
+                ],
+                {**env, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"},
+            ),
+            theirs_port,
+            "/invocations",
+            "/ping",
+            lambda row, n: json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row] * n}}).encode(),
+        ),
+    }
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    try:
+        for name, (proc, port, path, ready, make_body) in servers.items():
+            wait_ready(port, ready, proc)
+            for label, (row, n) in bodies.items():
+                body = make_body(row, n)
+                load(port, path, body, 1.0, 1)  # warm-up
+                results[(name, label)] = load(port, path, body, args.duration, args.clients)
+    finally:
+        for proc, *_ in servers.values():
+            stop(proc)
+    cores, clients = os.cpu_count(), args.clients
+    print(f"serving benchmark: {cores} cores, {clients} clients x {args.duration:.0f} s per scenario, loopback")
+    print(f"{'server':22s} {'body':9s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
+    for (name, label), r in results.items():
+        print(f"{name:22s} {label:9s} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7.0f}")
+    for label in bodies:
+        ours, theirs = results[("mlpipeline serve", label)], results[("mlflow models serve", label)]
+        print(
+            f"ratio ({label}): {ours['rps'] / theirs['rps']:.1f}x throughput, "
+            f"p99 {theirs['p99_ms'] / ours['p99_ms']:.1f}x lower"
+        )
+    print("targets: >= 10x the throughput of mlflow models serve; p99 < 10 ms for single rows")
+
+
+if __name__ == "__main__":
+    main()

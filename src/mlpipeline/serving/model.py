@@ -1,0 +1,153 @@
+"""The model a server answers with, and how it is swapped when the ``champion`` alias moves.
+
+A new version is loaded completely (downloaded, deserialized, compiled) before a single reference is swapped,
+so a request sees either the old model or the new one, never half of each. A version that fails to load, or
+whose inputs differ from the served API, is refused: the old one keeps answering and ``/model`` says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlpipeline.errors import MlpipelineError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One model version, ready to predict."""
+
+    name: str
+    version: str
+    run_id: str
+    features: tuple[str, ...]
+    labels: dict[int, str]
+    predictor: Any
+    lineage: dict[str, str] = field(default_factory=dict)
+
+    def predict(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """Label, class id and per-class probabilities for each row."""
+        proba = np.asarray(self.predictor.predict_proba(rows))
+        classes = [int(c) for c in self.predictor.classes_]
+        names = [self.labels.get(c, str(c)) for c in classes]
+        best = np.argmax(proba, axis=1)
+        return [
+            {
+                "label": names[b],
+                "class_id": classes[b],
+                "probabilities": {name: float(p) for name, p in zip(names, row, strict=True)},
+            }
+            for b, row in zip(best, proba, strict=True)
+        ]
+
+
+Loader = Callable[[str], LoadedModel]
+
+
+def registry_loader(name: str) -> Loader:
+    """Load ``name`` at a version from the MLflow registry (call ``tracking.configure()`` first)."""
+
+    def load(version: str) -> LoadedModel:
+        from mlpipeline.core.fastforest import fast_predictor
+        from mlpipeline.io import registry, tracking
+        from mlpipeline.io.lineage import LINEAGE_PREFIXES
+
+        model, meta = tracking.load_model_with_meta(f"models:/{name}/{version}")
+        try:
+            import json
+
+            inputs = json.loads(meta["signature"]["inputs"])
+            features = tuple(str(column["name"]) for column in inputs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MlpipelineError(f"{name} v{version} has no input signature with column names") from exc
+        labels = {int(k): str(v) for k, v in (meta.get("metadata") or {}).get("labels", {}).items()}
+        with tracking.translate_errors(f"reading {name} v{version}"):
+            mv = registry.client().get_model_version(name, version)
+        lineage = {k: v for k, v in mv.tags.items() if k.startswith(LINEAGE_PREFIXES) and "reason" not in k}
+        return LoadedModel(
+            name=name,
+            version=str(version),
+            run_id=str(mv.run_id),
+            features=features,
+            labels=labels,
+            predictor=fast_predictor(model),
+            lineage=lineage,
+        )
+
+    return load
+
+
+class ModelHolder:
+    """Holds the served model; follows an alias (polling or on demand) when not pinned to a version."""
+
+    def __init__(self, load: Loader, resolve_alias: Callable[[], str | None] | None, initial: str | None) -> None:
+        self._load = load
+        self._resolve = resolve_alias
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+        self.last_check: float | None = None
+        version = initial or (resolve_alias() if resolve_alias else None)
+        if version is None:
+            raise MlpipelineError(
+                "no model to serve: the registry has no 'champion' yet. Run the pipeline (`make run`) or pass --version"
+            )
+        self.current = load(version)
+
+    @property
+    def follows_alias(self) -> bool:
+        return self._resolve is not None
+
+    def refresh(self) -> bool:
+        """Check the alias now; swap in its version if it moved. Returns True when the served model changed."""
+        if self._resolve is None or self.current is None:
+            return False
+        with self._lock:
+            self.last_check = time.time()
+            try:
+                target = self._resolve()
+            except Exception as exc:  # a registry hiccup must not take the server down
+                self.last_error = f"cannot read the alias: {exc}"
+                logger.warning("alias check failed, still serving v%s: %s", self.current.version, exc)
+                return False
+            if target is None or target == self.current.version:
+                return False
+            try:
+                candidate = self._load(target)
+                if candidate.features != self.current.features:
+                    raise MlpipelineError(
+                        f"v{target} expects inputs {list(candidate.features)}, the API serves "
+                        f"{list(self.current.features)}: restart the server to serve it"
+                    )
+            except Exception as exc:  # keep serving the old model whatever went wrong with the new one
+                self.last_error = f"v{target} could not be loaded: {exc}"
+                logger.error("still serving v%s: %s", self.current.version, self.last_error)
+                return False
+            previous, self.current, self.last_error = self.current.version, candidate, None
+            logger.info("now serving %s v%s (was v%s)", candidate.name, candidate.version, previous)
+            return True
+
+    def watch(self, every_seconds: float) -> threading.Thread | None:
+        """Poll the alias in a daemon thread (no thread when pinned or polling is off)."""
+        if self._resolve is None or every_seconds <= 0:
+            return None
+
+        def loop() -> None:
+            while not self._stop.wait(every_seconds):
+                self.refresh()
+
+        thread = threading.Thread(target=loop, name="champion-watch", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,81 @@
+"""A registry with a champion (a real local MLflow store), and a server over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+
+from mlpipeline.core.models import build_model
+from mlpipeline.core.split import features_and_target, labels_of, stratified_split
+from mlpipeline.io import registry, tracking
+from mlpipeline.io.sources import snake_case
+from mlpipeline.serving.model import ModelHolder, registry_loader
+from mlpipeline.settings import TrainParams
+
+NAME = "iris-classifier"
+
+
+@dataclass
+class Registry:
+    uri: str
+    test: pd.DataFrame
+    models: dict[str, Any]
+
+    def register(self, **params: Any) -> str:
+        """Train on Iris with ``params``, log and register a new version; returns it."""
+        mlflow.set_tracking_uri(self.uri)
+        df = load_iris(as_frame=True).frame.rename(columns=snake_case)
+        df["target_name"] = df["target"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
+        train, self.test = stratified_split(df, 0.2, 42)
+        X, y = features_and_target(train)
+        model = build_model(TrainParams(**params)).fit(X, y)
+        with tracking.start_run("serving-tests"):
+            info = tracking.log_model(model, X.head(3), NAME, labels_of(train))
+        version = str(info.registered_model_version)
+        registry.tag_version(NAME, version, {"data.train.md5": "abc123", "git.commit": "deadbeef"})
+        self.models[version] = model
+        return version
+
+    def holder(self) -> ModelHolder:
+        mlflow.set_tracking_uri(self.uri)
+        return ModelHolder(registry_loader(NAME), lambda: registry.alias_version(NAME, registry.CHAMPION), None)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    root = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        uri = tracking.configure()
+        reg = Registry(uri=uri, test=pd.DataFrame(), models={})
+        version = reg.register()
+        registry.promote(NAME, version, previous=None)
+        yield reg
+
+
+@pytest.fixture
+def features(store: Registry) -> pd.DataFrame:
+    return features_and_target(store.test)[0]
+
+
+def rows_of(frame: pd.DataFrame) -> list[dict[str, float]]:
+    return [{k: float(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+@pytest.fixture
+def rows(features: pd.DataFrame) -> list[dict[str, float]]:
+    return rows_of(features)
+
+
+@pytest.fixture
+def tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # no .env from the project leaks into the server settings
+    return tmp_path

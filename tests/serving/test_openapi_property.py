@@ -1,0 +1,37 @@
+"""Property-based run of the server's own OpenAPI spec (schemathesis): no 5xx, no response off the schema.
+
+Uses schemathesis' strategies with Hypothesis directly (its pytest fixture loader does not support pytest 9).
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from mlpipeline.serving.app import ServeSettings, create_app
+from tests.serving.conftest import Registry
+
+
+def test_every_operation_conforms_to_the_spec(store: Registry, tmp_cwd) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(store.holder(), ServeSettings(max_batch=20, max_body_bytes=65_536, poll_seconds=0))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {f"{op.method.upper()} {op.path}" for op in operations} >= {
+        "POST /predict",
+        "GET /health",
+        "GET /ready",
+        "GET /model",
+        "POST /reload",
+    }
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case) -> None:  # type: ignore[no-untyped-def]
+            case.call_and_validate()
+
+        try:
+            check()
+        except Exception as exc:
+            pytest.fail(f"{operation.method.upper()} {operation.path}: {exc}")
