@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 
 # Docker: images are tagged with a hash of what defines them (the launcher computes the same one).
 STAGES := ingest validate preprocess train evaluate promote
-IMAGES := $(STAGES) serve
+IMAGES := $(STAGES) serve tracking
 SERVE_PORT ?= 8000
 BASE_IMAGE ?= python:3.11-slim-bookworm
 IMAGE_TAG = $(shell cat docker/Dockerfile uv.lock pyproject.toml | sha256sum | cut -c1-12)
@@ -30,7 +30,7 @@ COMPOSE_ENV = PROJECT_DIR="$(CURDIR)" MLPIPELINE_UID="$$(id -u)" MLPIPELINE_GID=
 	DOCKER_GID="$$(stat -c %g $(DOCKER_SOCKET))" DOCKER_SOCKET="$(DOCKER_SOCKET)" MLPIPELINE_IMAGE_TAG="$(IMAGE_TAG)"
 
 .PHONY: help setup run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
-	build run-docker run-stage serve serve-docker
+	build run-docker run-stage serve serve-docker up down ps logs setup-remote push pull dagshub
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36mmake %-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -88,6 +88,35 @@ serve-docker: ## Serve the champion from the serving image (compose service `ser
 	@docker image inspect mlpipeline-serve:$(IMAGE_TAG) >/dev/null 2>&1 || \
 	  { echo "error: image mlpipeline-serve:$(IMAGE_TAG) not found (missing or stale): run make build"; exit 1; }
 	@$(COMPOSE_ENV) SERVE_PORT=$(SERVE_PORT) $(COMPOSE) up serve
+
+up: ## Start the team stack: MinIO (S3) + PostgreSQL + MLflow tracking server (needs .env, see .env.example)
+	@test -f .env || { echo "error: no .env: cp .env.example .env and set the passwords"; exit 1; }
+	@docker image inspect mlpipeline-tracking:$(IMAGE_TAG) >/dev/null 2>&1 || \
+	  { echo "error: image mlpipeline-tracking:$(IMAGE_TAG) not found (missing or stale): run make build"; exit 1; }
+	@$(COMPOSE_ENV) $(COMPOSE) up -d minio minio-init postgres mlflow
+	@echo "MLflow: http://127.0.0.1:5000  MinIO console: http://127.0.0.1:9001  (make ps, make logs, make down)"
+	@echo "Use it: MLFLOW_TRACKING_URI=http://127.0.0.1:5000 in .env, then make setup-remote"
+
+down: ## Stop the team stack (named volumes keep the data)
+	@$(COMPOSE_ENV) $(COMPOSE) down
+
+ps: ## Show the team stack's services and health
+	@$(COMPOSE_ENV) $(COMPOSE) ps
+
+logs: ## Follow the team stack's logs
+	@$(COMPOSE_ENV) $(COMPOSE) logs -f --tail=100
+
+setup-remote: setup ## Configure the DVC remote (bucket created if needed; credentials to .dvc/config.local)
+	@mlpipeline setup-remote $(ARGS)
+
+push: setup ## Upload DVC-tracked data to the remote (dvc push)
+	@mlpipeline push $(ARGS)
+
+pull: setup ## Download DVC-tracked data from the remote (dvc pull)
+	@mlpipeline pull $(ARGS)
+
+dagshub: setup ## Point the DVC remote and MLflow at a DagsHub repo (DAGSHUB_USER, DAGSHUB_TOKEN, DAGSHUB_REPO)
+	@mlpipeline dagshub
 
 status: setup ## What changed since the last run (dvc status)
 	@dvc status

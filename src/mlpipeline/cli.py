@@ -280,6 +280,79 @@ def serve(
     uvicorn.run(create_app(holder, settings), host=host, port=port, log_level="warning", access_log=access_log)
 
 
+@app.command("setup-remote")
+def setup_remote(
+    url: Annotated[
+        str, typer.Option(help="s3://bucket[/prefix] (default MLPIPELINE_REMOTE_URL, s3://dvc-store).")
+    ] = "",
+    endpoint: Annotated[str, typer.Option(help="S3 endpoint (default MLPIPELINE_S3_ENDPOINT; 'aws' for AWS).")] = "",
+    name: Annotated[str, typer.Option(help="DVC remote name.")] = "storage",
+    create_bucket: Annotated[bool, typer.Option(help="Create the bucket if it is missing.")] = True,
+) -> None:
+    """Configure the DVC remote (idempotent): URL and endpoint in .dvc/config, credentials in .dvc/config.local.
+
+    Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (environment or .env), never from a file in git.
+    """
+    from mlpipeline.errors import ConfigError
+    from mlpipeline.io import remote
+    from mlpipeline.settings import env_settings
+
+    settings = env_settings()
+    if settings.aws_access_key_id is None or settings.aws_secret_access_key is None:
+        raise ConfigError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (environment or .env, see .env.example)")
+    chosen = endpoint or settings.mlpipeline_s3_endpoint or ""
+    target = remote.S3Remote(
+        name=name,
+        url=url or settings.mlpipeline_remote_url,
+        endpoint=None if chosen in ("", "aws") else chosen,
+        access_key_id=settings.aws_access_key_id.get_secret_value(),
+        secret_access_key=settings.aws_secret_access_key.get_secret_value(),
+    )
+    created = remote.ensure_bucket(target) if create_bucket else False
+    remote.configure(target)
+    logger.info(
+        "DVC remote %r -> %s%s (%s); credentials in .dvc/config.local",
+        name,
+        target.url,
+        f" at {target.endpoint}" if target.endpoint else "",
+        "bucket created" if created else "bucket exists",
+    )
+
+
+@app.command()
+def push(
+    remote_name: Annotated[str, typer.Option("--remote", help="DVC remote (default: the default one).")] = "",
+) -> None:
+    """Upload DVC-tracked data and outputs to the remote (dvc push)."""
+    from mlpipeline.io.remote import transfer
+
+    logger.info("%s", transfer("push", remote_name or None))
+
+
+@app.command()
+def pull(
+    remote_name: Annotated[str, typer.Option("--remote", help="DVC remote (default: the default one).")] = "",
+) -> None:
+    """Download DVC-tracked data and outputs from the remote (dvc pull)."""
+    from mlpipeline.io.remote import transfer
+
+    logger.info("%s", transfer("pull", remote_name or None))
+
+
+@app.command()
+def dagshub() -> None:
+    """Use a DagsHub repository: its S3 endpoint as DVC remote `origin`, its MLflow server for tracking.
+
+    Reads DAGSHUB_USER, DAGSHUB_TOKEN and DAGSHUB_REPO (owner/name, or just name for your own) from the
+    environment or .env. The token goes only to .dvc/config.local and .env, both git-ignored.
+    """
+    from mlpipeline.io.dagshub import configure_dagshub
+    from mlpipeline.settings import env_settings
+
+    uri = configure_dagshub(env_settings())
+    logger.info("DVC remote 'origin' and MLflow tracking (%s) now point at DagsHub; try `make push`", uri)
+
+
 @app.command("check-params")
 def check_params(params: ParamsOption = Path("params.yaml")) -> None:
     """Validate the whole params file without running anything."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlpipeline.errors import ConfigError
@@ -156,7 +156,18 @@ class EnvSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True)
 
     mlflow_tracking_uri: str = DEFAULT_TRACKING_URI
+    mlflow_tracking_username: str | None = None
+    mlflow_tracking_password: SecretStr | None = None
     mlpipeline_runtime: Literal["local", "docker"] = "local"
+    # The DVC remote (make setup-remote): an S3 bucket, by default the team stack's MinIO.
+    mlpipeline_remote_url: str = "s3://dvc-store"
+    mlpipeline_s3_endpoint: str | None = "http://127.0.0.1:9000"
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    # DagsHub (make dagshub): your user name, an access token, and the repository as owner/name.
+    dagshub_user: str | None = None
+    dagshub_token: SecretStr | None = None
+    dagshub_repo: str | None = None
 
 
 def env_settings() -> EnvSettings:

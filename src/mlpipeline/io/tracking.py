@@ -29,7 +29,13 @@ def configure() -> str:
     """Point MLflow at the configured tracking URI, checking that a remote server answers; return the URI."""
     import mlflow
 
-    uri = env_settings().mlflow_tracking_uri
+    settings = env_settings()
+    uri = settings.mlflow_tracking_uri
+    # MLflow reads its credentials from the process environment only; .env values are passed on here.
+    if settings.mlflow_tracking_username:
+        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", settings.mlflow_tracking_username)
+    if settings.mlflow_tracking_password:
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", settings.mlflow_tracking_password.get_secret_value())
     if uri == DEFAULT_TRACKING_URI:
         uri = f"sqlite:///{local_store_root() / 'mlflow.db'}"
     if uri.startswith(("http://", "https://")):

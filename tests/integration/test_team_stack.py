@@ -1,0 +1,345 @@
+"""The team stack against real processes: an S3 server (moto, standing in for MinIO), the machine's PostgreSQL,
+and an `mlflow server` backed by PostgreSQL with artifacts proxied to S3.
+
+Needs PostgreSQL on 127.0.0.1:5432 (trust auth); skipped with the reason otherwise, unless
+MLPIPELINE_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VENV_BIN, Project, copy_project
+from tests.integration.conftest import STAGES, ran
+from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
+
+pytestmark = [pytest.mark.integration, pytest.mark.server, pytest.mark.xdist_group("team-stack")]
+
+SECRET = "tEsT-s3cr3t-" + uuid.uuid4().hex  # must never show up in a file, log line or MLflow param
+KEY_ID = "AKIDTESTKEY000000000"
+PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"{proc.args} exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not come up in {timeout} s")
+
+
+class Service:
+    """A server process on a fixed loopback port that tests can stop and start again."""
+
+    def __init__(self, cmd: list[str], port: int, health: str, env: dict[str, str]) -> None:
+        self.cmd, self.port, self.health, self.env = cmd, port, health, env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        wait_http(self.url + self.health, self.proc)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_", "MLPIPELINE_", "DVC_"))}
+
+
+def s3_client(url: str, secret: str = SECRET):  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client(
+        "s3", endpoint_url=url, aws_access_key_id=KEY_ID, aws_secret_access_key=secret, region_name="us-east-1"
+    )
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    import psycopg2
+
+    name = f"mlflow_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        reason = f"PostgreSQL not reachable on 127.0.0.1:5432 ({str(exc).strip()})"
+        if os.environ.get("MLPIPELINE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"MLPIPELINE_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    yield name
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Service]:
+    port = free_port()
+    service = Service([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, "/", clean_env())
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def tracking_server(database: str, s3: Service) -> Iterator[Service]:
+    s3_client(s3.url).create_bucket(Bucket="mlflow-artifacts")
+    port = free_port()
+    env = {
+        **clean_env(),
+        "MLFLOW_S3_ENDPOINT_URL": s3.url,
+        "AWS_ACCESS_KEY_ID": KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET,  # the server's own; the pipeline never gets them
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    cmd = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"{PG}/{database}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        "s3://mlflow-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    service = Service(cmd, port, "/health", env)
+    service.start()
+    yield service
+    service.stop()
+
+
+def team_project(tmp_path: Path, **env: str) -> Project:
+    project = Project(copy_project(tmp_path / "project"))
+    project.env = {k: v for k, v in project.env.items() if not k.startswith("AWS_")}
+    project.env.update(env)
+    return project
+
+
+def test_pipeline_logs_to_the_tracking_server_with_artifacts_in_s3(
+    tracking_server: Service, s3: Service, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    project = team_project(tmp_path, MLFLOW_TRACKING_URI=tracking_server.url)
+    assert not any(k.startswith("AWS_") for k in project.env)  # the pipeline has no S3 credentials at all
+    result = project.repro()
+    assert ran(result.stdout) == STAGES
+    assert SECRET not in result.stdout + result.stderr
+
+    client = MlflowClient(tracking_uri=tracking_server.url)
+    champion = client.get_model_version_by_alias("iris-classifier", "champion")
+    run = client.get_run(champion.run_id)
+    assert run.data.params["n_estimators"] == "100"
+    assert {"train_accuracy", "test_accuracy", "test_f1_macro"} <= set(run.data.metrics)
+    assert SECRET not in str(run.data.params) + str(run.data.tags)
+    keys = [o["Key"] for o in s3_client(s3.url).list_objects_v2(Bucket="mlflow-artifacts").get("Contents", [])]
+    assert any(k.endswith("model.skops") for k in keys), keys
+    assert any(k.endswith("evaluation/confusion_matrix.png") for k in keys), keys
+    assert not project.path("mlruns").exists()  # nothing went to a local store
+    assert not project.path("mlflow.db").exists()
+
+
+def test_tracking_server_down_fails_fast_and_registers_nothing(tracking_server: Service, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    project = team_project(tmp_path, MLFLOW_TRACKING_URI=tracking_server.url)
+    for stage in ("ingest", "validate", "preprocess"):
+        project.run("mlpipeline", stage)
+    client = MlflowClient(tracking_uri=tracking_server.url)
+    before = len(client.search_model_versions("name='iris-classifier'"))
+    tracking_server.stop()
+    try:
+        start = time.monotonic()
+        failed = project.run("mlpipeline", "train", check=False)
+        elapsed = time.monotonic() - start
+    finally:
+        tracking_server.start()
+    assert failed.returncode == 4
+    assert f"MLflow tracking server {tracking_server.url} is not reachable" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert elapsed < 20, f"took {elapsed:.1f} s to give up"
+    assert len(client.search_model_versions("name='iris-classifier'")) == before
+    assert not project.path("models/model").exists()
+    assert not project.path("models/model_metadata.json").exists()
+
+
+def test_dvc_push_pull_round_trip_and_faults(s3: Service, tmp_path: Path) -> None:
+    project = team_project(
+        tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, MLPIPELINE_S3_ENDPOINT=s3.url
+    )
+    outputs = []
+    project.repro()
+    for _ in range(2):  # idempotent
+        outputs.append(project.run("mlpipeline", "setup-remote", "--url", "s3://dvc-store/iris"))
+    config = project.path(".dvc/config").read_text()
+    assert "s3://dvc-store/iris" in config
+    assert s3.url in config
+    assert SECRET not in config
+    assert SECRET in project.path(".dvc/config.local").read_text()
+    assert project.run("git", "check-ignore", ".dvc/config.local").returncode == 0
+    assert project.run("git", "status", "--porcelain", "--", ".dvc").stdout.strip() == "M .dvc/config"
+
+    # S3 endpoint down during push: a clear error; once it is back, a later push completes.
+    s3.stop()
+    try:
+        down = project.run("mlpipeline", "push", check=False)
+    finally:
+        s3.start()
+    outputs.append(down)
+    assert down.returncode == 4
+    assert "is not reachable" in down.stderr
+    assert "nothing was lost" in down.stderr
+    outputs.append(project.run("mlpipeline", "setup-remote", "--url", "s3://dvc-store/iris"))  # fresh S3: bucket again
+    outputs.append(project.run("mlpipeline", "push"))
+
+    # Delete the cache and outputs; pull gives the same bytes back and nothing needs to run.
+    tracked = [*DETERMINISTIC, "models/model_metadata.json", "models/model/model.skops", "models/model/MLmodel"]
+    before = file_hashes(project, tracked)
+    shutil.rmtree(project.path(".dvc/cache"))
+    for folder in ("data", "models", "metrics", "plots", "reports"):
+        for path in project.path(folder).rglob("*"):
+            if path.is_file() and path.name != ".gitignore":
+                path.unlink()
+    outputs.append(project.run("mlpipeline", "pull"))
+    assert file_hashes(project, tracked) == before
+    assert ran(project.repro().stdout) == []
+
+    for done in outputs:
+        assert SECRET not in done.stdout + done.stderr
+
+
+def test_wrong_credentials_name_the_setting_and_never_print_the_secret(tmp_path: Path) -> None:
+    import json
+
+    import boto3
+
+    port = free_port()
+    # This S3 server checks signatures after its first calls (the probe, then three creating the only valid key).
+    checking = Service(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        port,
+        "/",
+        {**clean_env(), "INITIAL_NO_AUTH_ACTION_COUNT": "4"},  # the health probe is one of them
+    )
+    checking.start()
+    try:
+        iam = boto3.client(
+            "iam", endpoint_url=checking.url, aws_access_key_id="a", aws_secret_access_key="b", region_name="us-east-1"
+        )
+        iam.create_user(UserName="dvc")
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="dvc", PolicyName="all", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="dvc")["AccessKey"]
+        project = team_project(
+            tmp_path,
+            AWS_ACCESS_KEY_ID=key["AccessKeyId"],
+            AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"],
+            MLPIPELINE_S3_ENDPOINT=checking.url,
+        )
+        project.repro()
+        project.run("mlpipeline", "setup-remote")
+        project.run("mlpipeline", "push")
+
+        wrong = "wr0ng-" + SECRET
+        project.env["AWS_SECRET_ACCESS_KEY"] = wrong
+        refused = project.run("mlpipeline", "setup-remote", check=False)
+        assert refused.returncode == 2
+        assert "rejected the credentials" in refused.stderr
+        assert "AWS_SECRET_ACCESS_KEY" in refused.stderr
+        # Wrong credentials already in .dvc/config.local: push says so too.
+        project.run("mlpipeline", "setup-remote", "--no-create-bucket")
+        (project.path("metrics") / "extra.txt").write_text("x")
+        project.run("dvc", "add", "metrics/extra.txt")
+        pushed = project.run("mlpipeline", "push", check=False)
+        assert pushed.returncode == 2
+        assert "rejected the credentials" in pushed.stderr
+        assert ".dvc/config.local" in pushed.stderr
+        for done in (refused, pushed):
+            assert wrong not in done.stdout + done.stderr
+            assert "Traceback" not in done.stderr
+    finally:
+        checking.stop()
+
+
+def test_dagshub_config_keeps_the_token_out_of_git(tmp_path: Path) -> None:
+    token = "dagshub-" + SECRET
+    project = team_project(tmp_path, DAGSHUB_USER="alice", DAGSHUB_TOKEN=token, DAGSHUB_REPO="alice/iris")
+    done = project.run("mlpipeline", "dagshub")
+    assert token not in done.stdout + done.stderr
+    config = project.path(".dvc/config").read_text()
+    assert "url = s3://dvc" in config
+    assert "endpointurl = https://dagshub.com/alice/iris.s3" in config
+    assert "remote = origin" in config
+    assert token in project.path(".dvc/config.local").read_text()
+    env = project.path(".env").read_text()
+    assert "MLFLOW_TRACKING_URI=https://dagshub.com/alice/iris.mlflow" in env
+    assert "MLFLOW_TRACKING_USERNAME=alice" in env
+    assert project.run("git", "status", "--porcelain").stdout.strip() == "M .dvc/config"
+    tracked = project.run("git", "ls-files", "-z").stdout.split("\0")
+    assert not [
+        f for f in tracked if f and project.path(f).is_file() and token in project.path(f).read_text(errors="ignore")
+    ]
+    missing = team_project(tmp_path / "other", DAGSHUB_USER="alice")
+    failed = missing.run("mlpipeline", "dagshub", check=False)
+    assert failed.returncode == 2
+    assert "set DAGSHUB_TOKEN, DAGSHUB_REPO" in failed.stderr
+
+
+def test_no_secret_in_images() -> None:
+    try:
+        import docker
+
+        engine = docker.from_env(timeout=5)
+        images = [i for i in engine.images.list() if any(t.startswith("mlpipeline-") for t in i.tags)]
+    except Exception as exc:
+        pytest.skip(f"no Docker engine ({type(exc).__name__})")
+    if not images:
+        pytest.skip("no mlpipeline images built")
+    for image in images:
+        layers = str(image.history()) + str(image.attrs.get("Config", {}).get("Env"))
+        for marker in ("AWS_SECRET_ACCESS_KEY=", "MLFLOW_TRACKING_PASSWORD=", "DAGSHUB_TOKEN=", SECRET):
+            assert marker not in layers, (image.tags, marker)
