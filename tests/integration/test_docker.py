@@ -147,3 +147,72 @@ def test_missing_or_stale_image_says_make_build(project: Project) -> None:
     runner = subprocess.run(["make", "run-docker"], cwd=project.root, env=project.env, capture_output=True, text=True)
     assert runner.returncode != 0
     assert f"image mlpipeline-runner:{stale} not found" in runner.stdout + runner.stderr
+
+
+def test_serving_image_serves_the_champion(project: Project) -> None:
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    project.repro()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = str(project.root)
+    name = f"mlpipeline-serve-test-{port}"
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            name,
+            "-p",
+            f"127.0.0.1:{port}:8000",
+            "--user",
+            f"{os.getuid()}:{os.getgid()}",
+            "-v",
+            f"{root}:{root}",
+            "-w",
+            root,
+            "-e",
+            f"PYTHONPATH={root}/src",
+            "-e",
+            "HOME=/tmp",
+            f"mlpipeline-serve:{image_tag(REPO)}",
+            "python",
+            "-m",
+            "mlpipeline",
+            "serve",
+            "--host",
+            "0.0.0.0",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+                    assert json.load(response)["status"] == "ready"
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
+                    raise AssertionError(f"serving container not ready:\n{logs}") from None
+                time.sleep(0.5)
+        row = {"sepal_length_cm": 5.1, "sepal_width_cm": 3.5, "petal_length_cm": 1.4, "petal_width_cm": 0.2}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            data=json.dumps({"rows": [row]}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.load(response)
+        assert answer["version"] == "1"
+        assert answer["predictions"][0]["label"] == "setosa"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)

@@ -250,6 +250,42 @@ def test_dvc_push_pull_round_trip_and_faults(s3: Service, tmp_path: Path) -> Non
 
     for done in outputs:
         assert SECRET not in done.stdout + done.stderr
+    tracked = [f for f in project.run("git", "ls-files", "-z").stdout.split("\0") if f]
+    assert [f for f in tracked if SECRET in project.path(f).read_text(errors="ignore")] == []
+
+
+def test_compose_stack_definition(tmp_path: Path) -> None:
+    import yaml
+
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose not installed")
+    from tests.conftest import REPO
+
+    shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
+    shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    done = subprocess.run(
+        [compose, "config"],
+        cwd=tmp_path,
+        env={**clean_env(), "PROJECT_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    config = yaml.safe_load(done.stdout)
+    services = config["services"]
+    assert {"dvc-runner", "serve", "minio", "minio-init", "postgres", "mlflow"} <= set(services)
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            published = port if isinstance(port, str) else f"{port.get('host_ip')}:{port.get('published')}"
+            assert str(published).startswith("127.0.0.1:"), (name, port)
+    assert {"minio-data", "postgres-data"} <= set(config["volumes"])
+    assert all("healthcheck" in services[s] for s in ("minio", "postgres", "mlflow"))
+    command = " ".join(services["mlflow"]["command"])
+    assert "--serve-artifacts" in command
+    assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql")
+    assert "/var/run/docker.sock" in str(services["dvc-runner"]["volumes"])
+    assert "/var/run/docker.sock" not in str(services["serve"].get("volumes"))
 
 
 def test_wrong_credentials_name_the_setting_and_never_print_the_secret(tmp_path: Path) -> None:
