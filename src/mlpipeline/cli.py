@@ -219,6 +219,8 @@ def reproduce(
         typer.echo(f"  {status} {c.name:{width}}  recorded {c.recorded}  reproduced {c.reproduced}")
     if report.dirty_when_trained:
         typer.echo("  note: the tree had uncommitted changes when this model was trained")
+    if report.remote_note:
+        typer.echo(f"  note: {report.remote_note}")
     if report.environment_changed:
         typer.echo("  note: uv.lock changed since that commit; the current environment was used")
     typer.echo("MATCH: the model's data and metrics were reproduced exactly" if report.match else "MISMATCH")

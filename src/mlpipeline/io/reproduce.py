@@ -48,6 +48,7 @@ class ReproduceReport(BaseModel):
     commit: str
     dirty_when_trained: bool
     environment_changed: bool
+    remote_note: str | None = None
     comparisons: list[Comparison]
 
     @property
@@ -60,6 +61,19 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
         raise MlpipelineError(f"reproduction step `{' '.join(cmd)}` failed:\n{tail}")
+
+
+def _pull_missing(tree: Path, env: dict[str, str]) -> str | None:
+    """Fetch what the local cache lacks from the DVC remote, when one is configured; a note when that failed."""
+    remotes = subprocess.run(["dvc", "remote", "list"], cwd=tree, env=env, capture_output=True, text=True, check=False)
+    if not remotes.stdout.strip():
+        return None
+    done = subprocess.run(
+        ["dvc", "pull", "--allow-missing"], cwd=tree, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return "could not pull from the DVC remote; rebuilt from the local cache and the pipeline only"
+    return None
 
 
 def reproduce(name: str, ref: str) -> ReproduceReport:
@@ -81,8 +95,12 @@ def reproduce(name: str, ref: str) -> ReproduceReport:
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     try:
         _run(["git", "worktree", "add", "--detach", "--force", str(tree), commit], Path(root), env)
+        local_config = Path(root) / ".dvc" / "config.local"
+        if local_config.is_file():  # remote credentials (git-ignored, so not in the worktree); deleted with it
+            shutil.copy2(local_config, tree / ".dvc" / "config.local")
         _run(["dvc", "cache", "dir", "--local", str(cache)], tree, env)
         _run(["dvc", "checkout", "--allow-missing"], tree, env)
+        remote_note = _pull_missing(tree, env)
         logger.info("rebuilding %s v%s from commit %s in %s", name, info["version"], commit[:12], tree)
         _run(["dvc", "repro", "--force"], tree, env)
         reproduced = lock_hashes(tree / "dvc.lock")
@@ -105,5 +123,6 @@ def reproduce(name: str, ref: str) -> ReproduceReport:
         commit=commit,
         dirty_when_trained=tags.get("git.dirty") == "true",
         environment_changed=changed,
+        remote_note=remote_note,
         comparisons=comparisons,
     )
