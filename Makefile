@@ -91,6 +91,8 @@ serve-docker: ## Serve the champion from the serving image (compose service `ser
 
 up: ## Start the team stack: MinIO (S3) + PostgreSQL + MLflow tracking server (needs .env, see .env.example)
 	@test -f .env || { echo "error: no .env: cp .env.example .env and set the passwords"; exit 1; }
+	@set -a; . ./.env; set +a; for var in MINIO_ROOT_USER MINIO_ROOT_PASSWORD POSTGRES_PASSWORD; do \
+	  test -n "$${!var:-}" || { echo "error: set $$var in .env (see .env.example)"; exit 1; }; done
 	@docker image inspect mlpipeline-tracking:$(IMAGE_TAG) >/dev/null 2>&1 || \
 	  { echo "error: image mlpipeline-tracking:$(IMAGE_TAG) not found (missing or stale): run make build"; exit 1; }
 	@$(COMPOSE_ENV) $(COMPOSE) up -d minio minio-init postgres mlflow

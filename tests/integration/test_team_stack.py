@@ -286,6 +286,18 @@ def test_compose_stack_definition(tmp_path: Path) -> None:
     assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql")
     assert "/var/run/docker.sock" in str(services["dvc-runner"]["volumes"])
     assert "/var/run/docker.sock" not in str(services["serve"].get("volumes"))
+    assert "change-me" not in (REPO / "compose.yaml").read_text()  # no secret in the tracked file
+    # Without any .env, the runner and serving services still work (no team secret is required for them).
+    (tmp_path / ".env").unlink()
+    bare = subprocess.run(
+        [compose, "config", "-q"],
+        cwd=tmp_path,
+        env={**clean_env(), "PROJECT_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bare.returncode == 0, bare.stderr
 
 
 def test_wrong_credentials_name_the_setting_and_never_print_the_secret(tmp_path: Path) -> None:
