@@ -35,8 +35,8 @@ class CompiledForest:
             normalizer[normalizer == 0.0] = 1.0
             values.append(value / normalizer)
         self.roots = offsets.astype(np.intp)
-        self.left = np.concatenate(left).astype(np.intp)
-        self.right = np.concatenate(right).astype(np.intp)
+        # children[2 * node] is the left child, children[2 * node + 1] the right one: one gather per level.
+        self.children = np.stack([np.concatenate(left), np.concatenate(right)], axis=1).ravel().astype(np.intp)
         self.feature = np.concatenate(feature).astype(np.intp)
         self.threshold = np.concatenate(threshold)
         self.values = np.concatenate(values)
@@ -47,13 +47,14 @@ class CompiledForest:
     def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Class probabilities, rows x classes (classes in ``classes_`` order)."""
         data = np.asarray(X, dtype=np.float32)
-        rows = np.arange(data.shape[0])[:, None]
-        node = np.broadcast_to(self.roots, (data.shape[0], self.n_trees))
+        rows = np.arange(data.shape[0])[None, :]
+        node = np.repeat(self.roots[:, None], data.shape[0], axis=1)  # trees x rows
         for _ in range(self.depth):
-            go_left = data[rows, self.feature[node]] <= self.threshold[node]
-            node = np.where(go_left, self.left[node], self.right[node])
-        # cumsum adds trees one after another, in scikit-learn's order (a plain sum would pair them up).
-        total = np.cumsum(self.values[node], axis=1)[:, -1, :]
+            go_right = data[rows, self.feature[node]] > self.threshold[node]
+            node = self.children[2 * node + go_right]
+        # Trees are the outer axis, so the sum adds them one after another, in scikit-learn's order (a reduction
+        # along a contiguous axis would pair them up and round differently).
+        total = self.values[node].sum(axis=0)
         return np.asarray(total / self.n_trees, dtype=np.float64)
 
     def predict(self, X: npt.ArrayLike) -> npt.NDArray[Any]:
