@@ -39,7 +39,10 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], timeout: flo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"server on port {port} exited early ({proc.returncode}); is there a champion? run `make run`")
+            err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+            sys.exit(
+                f"server on port {port} exited early ({proc.returncode}); is there a champion? (`make run`)\n{err}"
+            )
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", path)
@@ -92,6 +95,8 @@ def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=15)
@@ -106,6 +111,7 @@ def main() -> None:
     parser.add_argument("--model", default="iris-classifier")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # mlflow runs `uvicorn` from PATH
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'mlflow.db'}")
     bodies = {
         "1 row": (ROW, 1),
@@ -123,7 +129,7 @@ def main() -> None:
         "mlflow models serve": (
             start(
                 [
-                    "mlflow",
+                    str(Path(sys.executable).parent / "mlflow"),
                     "models",
                     "serve",
                     "-m",

@@ -38,14 +38,9 @@ class LoadedModel:
         proba = np.asarray(self.predictor.predict_proba(rows))
         classes = [int(c) for c in self.predictor.classes_]
         names = [self.labels.get(c, str(c)) for c in classes]
-        best = np.argmax(proba, axis=1)
         return [
-            {
-                "label": names[b],
-                "class_id": classes[b],
-                "probabilities": {name: float(p) for name, p in zip(names, row, strict=True)},
-            }
-            for b, row in zip(best, proba, strict=True)
+            {"label": names[b], "class_id": classes[b], "probabilities": dict(zip(names, row, strict=True))}
+            for b, row in zip(np.argmax(proba, axis=1).tolist(), proba.tolist(), strict=True)
         ]
 
 
