@@ -81,7 +81,7 @@ run-stage: ## Run one stage (and what it needs) in containers: make run-stage ST
 	$(require_runner)
 	@$(COMPOSE_ENV) $(COMPOSE) run --rm dvc-runner dvc repro --single-item $(STAGE)
 
-serve: setup ## Serve the champion over HTTP on 127.0.0.1:$(SERVE_PORT) (mlpipeline serve)
+serve: setup ## Serve the champion over HTTP on 127.0.0.1:8000 (SERVE_PORT=..., mlpipeline serve)
 	@mlpipeline serve --port $(SERVE_PORT) $(ARGS)
 
 serve-docker: ## Serve the champion from the serving image (compose service `serve`)
