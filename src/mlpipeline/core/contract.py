@@ -49,11 +49,6 @@ class Contract(BaseModel):
                 raise ValueError(f"feature '{column}': min {spec.min} > max {spec.max}")
         return self
 
-    @property
-    def feature_names(self) -> list[str]:
-        """Feature columns in contract order (the model's input order)."""
-        return list(self.features)
-
 
 class Violation(BaseModel):
     """One failed check on one column (or on the whole table), with example file lines."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlpipeline.core.contract import RAW_TARGET
+from mlpipeline.core.contract import RAW_LABEL, RAW_TARGET
 
 
 def stratified_split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -19,14 +19,10 @@ def stratified_split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.
 
 def features_and_target(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """Model input (every column but the label columns) and the integer target."""
-    from mlpipeline.core.contract import RAW_LABEL
-
     return df.drop(columns=[RAW_TARGET, RAW_LABEL], errors="ignore"), df[RAW_TARGET].astype("int64")
 
 
 def labels_of(df: pd.DataFrame) -> dict[int, str]:
     """Class code -> name, as recorded in the data."""
-    from mlpipeline.core.contract import RAW_LABEL
-
     pairs = df[[RAW_TARGET, RAW_LABEL]].drop_duplicates().sort_values(RAW_TARGET)
     return {int(code): str(name) for code, name in pairs.itertuples(index=False)}
