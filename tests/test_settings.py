@@ -13,8 +13,36 @@ def test_committed_params_equal_embedded_defaults() -> None:
     assert load_params(REPO / "params.yaml") == Params()
 
 
-def test_missing_file_means_defaults(tmp_path: Path) -> None:
-    assert load_params(tmp_path / "absent.yaml") == Params()
+def test_a_missing_params_file_is_an_error_never_the_defaults(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"absent.yaml not found: .*--params"):
+        load_params(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_an_empty_params_file_is_an_error(tmp_path: Path, text: str) -> None:
+    empty = tmp_path / "params.yaml"
+    empty.write_text(text)
+    with pytest.raises(ConfigError, match="is empty"):
+        load_params(empty)
+
+
+def test_a_duplicate_key_names_its_line_and_column(tmp_path: Path) -> None:
+    doubled = tmp_path / "params.yaml"
+    doubled.write_text("train:\n  seed: 1\n  n_estimators: 5\n  seed: 2\n")
+    with pytest.raises(ConfigError, match=r"params.yaml:4:3: duplicate key 'seed' \(first on line 2\)"):
+        load_params(doubled)
+    sections = tmp_path / "sections.yaml"
+    sections.write_text("train:\n  seed: 1\ntrain:\n  seed: 2\n")
+    with pytest.raises(ConfigError, match=r"sections.yaml:3:1: duplicate key 'train'"):
+        load_params(sections)
+
+
+def test_a_syntax_error_names_its_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train:\n  seed: 1\n   n_estimators: 5\n")
+    with pytest.raises(ConfigError, match=r"params.yaml:3:\d+: YAML syntax error") as caught:
+        load_params(bad)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +72,7 @@ def test_non_mapping_and_bad_yaml(tmp_path: Path) -> None:
         parse_params(["a"])
     bad = tmp_path / "params.yaml"
     bad.write_text("train: [unclosed")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match=r"params.yaml:1:\d+: YAML syntax error"):
         load_params(bad)
 
 
@@ -72,3 +100,28 @@ def test_env_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLPIPELINE_RUNTIME", "kubernetes")
     with pytest.raises(ConfigError, match="MLPIPELINE_RUNTIME"):
         env_settings()
+
+
+def test_env_file_is_read_from_the_dvc_root_in_an_experiment_copy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`dvc exp run --temp` runs stages in .dvc/tmp/exps/...: the project's .env must still apply."""
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "run" / "abc"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.delenv("MLPIPELINE_DOCKER_NETWORK", raising=False)
+    (tmp_path / ".env").write_text("MLPIPELINE_DOCKER_NETWORK=team-net\n")
+    assert env_settings().mlpipeline_docker_network == "none"
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert env_settings().mlpipeline_docker_network == "team-net"
+
+
+def test_params_keys_dvc_interpolates_must_be_in_the_file(tmp_path: Path) -> None:
+    from mlpipeline.stages.check_params import check_file
+
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  seed: 3\n")  # valid for our defaults, but dvc.yaml needs ingest.name
+    with pytest.raises(ConfigError, match=r"'ingest\.name', 'validate\.contract' must be set in the file itself"):
+        check_file(params, REPO / "dvc.yaml")
+    params.write_text((REPO / "params.yaml").read_text())
+    assert check_file(params, REPO / "dvc.yaml") == Params()

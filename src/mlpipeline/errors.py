@@ -1,31 +1,57 @@
-"""The project's exceptions: every failure a user can cause or fix is one of these.
+"""The project's exceptions and exit codes: every failure a user can cause or fix is one of these.
 
 Library errors are translated at the io boundary (``raise ... from exc``); the CLI turns each into one clear
-line and an exit code, and keeps the traceback for the debug log.
+line and an exit code, and keeps the traceback for the debug log (``MLPIPELINE_DEBUG=1``).
+
+Exit codes (the README's table is checked against this one by a test):
+
+====  =====================================================================================
+code  meaning
+====  =====================================================================================
+0     success
+1     an error with a message saying what to do (e.g. a missing input: run the stage before)
+2     configuration: params.yaml, a data contract, the environment or a command's arguments
+3     data: the data breaks its contract, or cannot be read
+4     a service is unreachable (MLflow tracking server, S3, Docker)
+5     ``mlpipeline reproduce``: rebuilt, but the result differs from what was recorded (MISMATCH)
+6     ``mlpipeline reproduce``: cannot be rebuilt faithfully (UNREPRODUCIBLE), the reasons named
+70    internal error: a bug in mlpipeline, never caused by your data (please report it)
+130   interrupted (Ctrl-C)
+====  =====================================================================================
 """
 
 from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_DATA = 3
+EXIT_SERVICE = 4
+EXIT_MISMATCH = 5
+EXIT_UNREPRODUCIBLE = 6
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
 
 
 class MlpipelineError(Exception):
     """Base of every error the CLI reports as a one-line message."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
 
 
 class ConfigError(MlpipelineError):
-    """params.yaml, a contract file or the environment is missing, misspelt or ill-typed."""
+    """params.yaml, a contract file, the environment or an argument is missing, misspelt or ill-typed."""
 
-    exit_code = 2
+    exit_code = EXIT_CONFIG
 
 
 class DataContractError(MlpipelineError):
     """The data does not satisfy its contract (columns, dtypes, ranges, nulls, labels, row counts)."""
 
-    exit_code = 3
+    exit_code = EXIT_DATA
 
 
 class ServiceUnavailableError(MlpipelineError):
     """A service the stage needs (MLflow tracking server, S3, Docker) cannot be reached."""
 
-    exit_code = 4
+    exit_code = EXIT_SERVICE
