@@ -1,4 +1,4 @@
-from mlpipeline.core.gate import Check, champion_check, contract_check, decide, threshold_checks
+from mlpipeline.core.gate import Check, champion_check, contract_check, decide, evaluated_check, threshold_checks
 
 
 def passing() -> list[Check]:
@@ -28,10 +28,34 @@ def test_contract_failure_rejects() -> None:
     assert decide("m", "2", "1", [contract_check(False, "bad data"), *passing()[1:]]).decision == "rejected"
 
 
-def test_champion_comparison_uses_tolerance() -> None:
+def test_candidate_must_beat_the_champion_by_more_than_min_improvement() -> None:
     assert champion_check("f1_macro", 0.90, 0.92, 0.0).status == "fail"
-    assert champion_check("f1_macro", 0.90, 0.92, 0.03).status == "pass"
-    assert champion_check("f1_macro", 0.92, 0.92, 0.0).status == "pass"  # at least as good is enough
+    assert champion_check("f1_macro", 0.93, 0.92, 0.0).status == "pass"
+    assert champion_check("f1_macro", 0.93, 0.92, 0.02).status == "fail"
+    assert champion_check("f1_macro", 0.95, 0.92, 0.02).status == "pass"
+
+
+def test_a_tie_never_promotes() -> None:
+    tie = champion_check("f1_macro", 0.92, 0.92, 0.0)
+    assert tie.status == "fail"
+    assert "a tie does not promote" in tie.detail
+    # float noise from re-scoring on the same data is a tie too
+    assert champion_check("f1_macro", 0.92 + 1e-12, 0.92, 0.0).status == "fail"
+    assert decide("m", "2", "1", [*passing(), tie]).decision == "rejected"
+
+
+def test_an_experiment_candidate_becomes_challenger_never_champion() -> None:
+    checks = [*passing(), champion_check("f1_macro", 0.99, 0.9, 0.0)]
+    verdict = decide("m", "5", "1", checks, experiment="exp-a", mode="experiment")
+    assert verdict.decision == "challenger"
+    assert verdict.champion_after == "1"
+    assert decide("m", "5", "1", checks, mode="explicit").decision == "promoted"
+
+
+def test_an_unevaluated_version_is_never_promoted() -> None:
+    checks = [evaluated_check(False), *passing(), champion_check("f1_macro", 0.99, None, 0.0)]
+    assert decide("m", "6", None, checks).decision == "rejected"
+    assert decide("m", "6", None, [evaluated_check(True), *checks[1:]]).decision == "promoted"
 
 
 def test_any_error_fails_closed_even_if_others_pass() -> None:

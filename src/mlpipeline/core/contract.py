@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RAW_TARGET = "target"
-RAW_LABEL = "target_name"
+from mlpipeline.core.columns import RAW_LABEL, RAW_TARGET
+
 MAX_EXAMPLES = 5
 
 

@@ -1,8 +1,10 @@
 """Promotion gate rules: pure decisions over numbers the promote stage gathers.
 
-The gate passes only if every check passes, in order: the data contract held for the training data, the
-absolute thresholds are met, and the candidate is not worse than the current champion re-scored on the same
-test set (within a tolerance). A check that could not be evaluated is an error, and an error never promotes.
+The gate passes only if every check passes, in order: the version was evaluated, the data contract held for
+its training data, the absolute thresholds are met, and the candidate beats the current champion re-scored on
+the same test set by more than ``min_improvement`` (a tie never promotes). A check that could not be evaluated
+is an error, and an error never promotes. In a DVC experiment a passing candidate becomes the ``challenger``,
+not the champion: experiments are not production.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 Status = Literal["pass", "fail", "error"]
+Decision = Literal["promoted", "challenger", "rejected", "already-champion", "error"]
 
 
 class Check(BaseModel):
@@ -29,7 +32,9 @@ class Verdict(BaseModel):
 
     model: str
     version: str
-    decision: Literal["promoted", "rejected", "already-champion", "error"]
+    decision: Decision
+    mode: Literal["workspace", "experiment", "explicit"] = "workspace"
+    experiment: str | None = None
     champion_before: str | None
     champion_after: str | None
     checks: list[Check]
@@ -38,6 +43,13 @@ class Verdict(BaseModel):
     def reason(self) -> str:
         """The checks that did not pass, in one line (empty when promoted)."""
         return "; ".join(f"{c.name}: {c.detail}" for c in self.checks if c.status != "pass")
+
+
+def evaluated_check(evaluated: bool) -> Check:
+    """Check 0: evaluate scored this version (a version whose pipeline died before that is never promoted)."""
+    if evaluated:
+        return Check(name="evaluated", status="pass", detail="scored on the test set by evaluate")
+    return Check(name="evaluated", status="fail", detail="never evaluated (its pipeline run did not finish)")
 
 
 def contract_check(passed: bool | None, detail: str) -> Check:
@@ -68,38 +80,49 @@ def threshold_checks(metrics: dict[str, float], minimums: dict[str, float]) -> l
     return checks
 
 
-def champion_check(metric: str, candidate: float, champion: float | None, tolerance: float) -> Check:
-    """Check 3: candidate >= champion - tolerance on the same test set; no champion means a pass."""
+def champion_check(metric: str, candidate: float, champion: float | None, min_improvement: float) -> Check:
+    """Check 3: candidate > champion + min_improvement on the same test set (a tie fails); no champion passes."""
     if champion is None:
         return Check(name="vs_champion", status="pass", detail="no champion yet", value=candidate)
-    floor = champion - tolerance
-    ok = candidate >= floor
+    floor = round(champion + min_improvement, 6)
+    ok = round(candidate, 6) > floor
     return Check(
         name="vs_champion",
         status="pass" if ok else "fail",
         detail=(
-            f"{metric} {candidate:.4f} {'>=' if ok else '<'} champion {champion:.4f} - tolerance {tolerance:.4f} "
-            "(both scored on this run's test set)"
+            f"{metric} {candidate:.4f} {'>' if ok else '<='} champion {champion:.4f} + min_improvement "
+            f"{min_improvement:.4f} (both scored on the same test set{'' if ok else '; a tie does not promote'})"
         ),
         value=candidate,
         threshold=floor,
     )
 
 
-def decide(model: str, version: str, champion: str | None, checks: list[Check]) -> Verdict:
-    """Promote only when every check passed; any error means no alias moves."""
+def decide(
+    model: str,
+    version: str,
+    champion: str | None,
+    checks: list[Check],
+    experiment: str | None = None,
+    mode: Literal["workspace", "experiment", "explicit"] = "workspace",
+) -> Verdict:
+    """Promote only when every check passed; any error means no alias moves. In an experiment (``mode`` is
+    ``experiment``) a passing candidate becomes the challenger instead."""
+    decision: Decision
     if champion == version:
-        decision: Literal["promoted", "rejected", "already-champion", "error"] = "already-champion"
+        decision = "already-champion"
     elif any(c.status == "error" for c in checks):
         decision = "error"
     elif all(c.status == "pass" for c in checks):
-        decision = "promoted"
+        decision = "challenger" if mode == "experiment" else "promoted"
     else:
         decision = "rejected"
     return Verdict(
         model=model,
         version=version,
         decision=decision,
+        mode=mode,
+        experiment=experiment,
         champion_before=champion,
         champion_after=version if decision == "promoted" else champion,
         checks=checks,

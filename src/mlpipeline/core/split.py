@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlpipeline.core.contract import RAW_LABEL, RAW_TARGET
+from mlpipeline.core.columns import RAW_LABEL, RAW_TARGET
 
 
 def stratified_split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

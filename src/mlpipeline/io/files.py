@@ -1,4 +1,9 @@
-"""Local files: atomic writes (temp file + rename), reading inputs with clear errors, content hashes."""
+"""Local files: atomic writes (temp file + rename), reading inputs with clear errors, content hashes.
+
+A write goes to a temp file beside its target, named after the writing process, and is renamed over the
+target only when complete, so a reader sees the old file or the new one, never half of one. Temp files left
+by a process that was killed are removed by the next write of the same target.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,58 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from mlpipeline.errors import DataContractError, MlpipelineError
 
-from mlpipeline.errors import ConfigError, DataContractError, MlpipelineError
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (unique with the pid on this kernel), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_token() -> str:
+    """``<pid>-<start time>`` of this process: names its temp files, so a later process can tell they are stale."""
+    return f"{os.getpid()}-{_start_time(os.getpid()) or 0}"
+
+
+def owner_alive(token: str) -> bool:
+    """Whether the process that wrote ``token`` is still running (a reused pid has another start time)."""
+    pid, _, started = token.partition("-")
+    return pid.isdigit() and _start_time(int(pid)) == started
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-"
+
+
+def sweep_stale_temps(path: Path) -> None:
+    """Remove temp files and directories of ``path`` left by writers that no longer run."""
+    prefix = _temp_prefix(path)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in path.parent.iterdir():
+            if entry.name.startswith(prefix):
+                token = entry.name.removeprefix(prefix).rsplit(".", 1)[0]
+                if not owner_alive(token):
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success it replaces ``path`` in one rename, on error it vanishes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{owner_token()}.", suffix="", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,13 +81,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield an empty temp directory beside ``path``; on success it replaces ``path`` whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    sweep_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(path)}{owner_token()}.", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; outputs should read like any other directory
     try:
         yield tmp
         old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
+            old = path.parent / f"{_temp_prefix(path)}{owner_token()}.old"
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
         os.replace(tmp, path)
@@ -83,6 +129,8 @@ def read_json(path: Path, what: str) -> Any:
 
 def read_csv(path: Path, what: str) -> pd.DataFrame:
     """Read a CSV written by an earlier stage (or given as input), naming the stage to run when it is missing."""
+    import pandas as pd
+
     try:
         return pd.read_csv(path)
     except FileNotFoundError as exc:
@@ -94,15 +142,11 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
 
 
 def read_yaml(path: Path, what: str) -> Any:
-    """Read a YAML configuration file (e.g. a data contract)."""
-    import yaml
+    """Read a YAML configuration file (e.g. a data contract) strictly: duplicate keys and syntax errors name
+    the line and column."""
+    from mlpipeline.settings import load_yaml, read_config_text
 
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{what} file {path} not found: check the path in params.yaml") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} file {path} is not valid YAML: {exc}") from exc
+    return load_yaml(read_config_text(path, what, "check the path in params.yaml"), path)
 
 
 def md5(path: Path) -> str:

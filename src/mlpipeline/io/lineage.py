@@ -1,28 +1,32 @@
-"""Where a model came from: git commit and dirtiness, DVC data and params hashes, experiment name, runtime.
+"""Where a model came from: git commit and uncommitted files, DVC data and params hashes, experiment, runtime.
 
 Data hashes are read from ``dvc.lock`` (which DVC updates after each stage, so train sees this run's ingest
 and preprocess entries) and checked against the files train actually read: ``lineage.consistent`` says
-whether they agree. DVC 3 hashes a file's plain bytes, so ``md5`` here equals the hashes in dvc.lock.
+whether they agree. DVC 3 hashes a file's plain bytes, so ``md5`` here equals the hashes in dvc.lock. The params
+file itself is logged with the run (``lineage/params.yaml``), so ``reproduce`` can rebuild with exactly the
+params a model was trained with, also when they came from ``dvc exp run -S``.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from mlpipeline.io.files import md5
-from mlpipeline.settings import env_settings
+from mlpipeline.settings import EnvSettings
 
 LOCK = Path("dvc.lock")
-PARAMS = Path("params.yaml")
+PARAMS_ARTIFACT = "lineage/params.yaml"
+GIT_TIMEOUT = 30.0
+# MLflow caps a tag value; a longer list of uncommitted files is cut with a marker.
+MAX_TAG = 4000
 
 
 def git(*args: str, cwd: Path | None = None) -> str | None:
-    """Output of a git command, or None outside a repository / without git."""
+    """Output of a git command, or None outside a repository / without git / when it fails."""
     try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=30, check=False, cwd=cwd)
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -47,26 +51,37 @@ def lock_hashes(lock: Path = LOCK) -> dict[str, str]:
     return hashes
 
 
-def lineage_tags(read: dict[str, Path]) -> dict[str, str]:
+def uncommitted_files() -> list[str]:
+    """Files that differ from the commit (modified, added, deleted or untracked), except dvc.lock, which the run
+    being recorded rewrites itself."""
+    scope = ("--", ".", ":(exclude)dvc.lock")
+    changed = git("diff", "--name-only", "-z", "HEAD", *scope) or ""
+    untracked = git("ls-files", "--others", "--exclude-standard", "-z", *scope) or ""
+    return sorted({name for name in (changed + "\0" + untracked).split("\0") if name})
+
+
+def lineage_tags(read: dict[str, Path], params_file: Path, settings: EnvSettings) -> dict[str, str]:
     """Tags for a run and its model version; ``read`` maps names (train, test) to the files the stage read."""
-    runtime = "docker" if os.environ.get("MLPIPELINE_IN_CONTAINER") else env_settings().mlpipeline_runtime
-    tags: dict[str, str] = {"mlpipeline.runtime": runtime}
+    tags: dict[str, str] = {"mlpipeline.runtime": "docker" if settings.mlpipeline_in_container else "local"}
     commit = git("rev-parse", "HEAD")
     if commit:
         tags["git.commit"] = commit
-        # dvc.lock is rewritten by the very run being recorded, so it does not make the tree dirty.
-        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock")
-        tags["git.dirty"] = "true" if status else "false"
+        dirty = uncommitted_files()
+        tags["git.dirty"] = "true" if dirty else "false"
+        if dirty:
+            listed = ",".join(dirty)
+            tags["git.dirty_files"] = listed if len(listed) <= MAX_TAG else listed[:MAX_TAG] + ",..."
     locked = lock_hashes()
     tags.update(locked)
     actual = {f"data.{name}.md5": md5(path) for name, path in read.items() if path.is_file()}
     tags["lineage.consistent"] = "true" if all(locked.get(k) == v for k, v in actual.items()) else "false"
     tags.update(actual)
-    if PARAMS.is_file():
-        tags["params.md5"] = md5(PARAMS)
-    experiment = os.environ.get("DVC_EXP_NAME")
-    if experiment:
-        tags["dvc.experiment"] = experiment
+    if params_file.is_file():
+        tags["params.md5"] = md5(params_file)
+    if settings.dvc_exp_name:
+        tags["dvc.experiment"] = settings.dvc_exp_name
+    if settings.dvc_exp_baseline_rev:
+        tags["dvc.exp_baseline"] = settings.dvc_exp_baseline_rev
     return tags
 
 
@@ -76,11 +91,11 @@ LINEAGE_PREFIXES = ("git.", "data.", "params.", "dvc.", "mlpipeline.", "lineage.
 def describe(name: str, ref: str) -> dict[str, Any]:
     """Everything known about a model version: lineage tags, run, metrics, aliases (for `mlpipeline lineage`)."""
     from mlpipeline.io import registry
-    from mlpipeline.io.tracking import translate_errors
+    from mlpipeline.io.tracking import client, translate_errors
 
     version = registry.resolve(name, ref)
     with translate_errors(f"reading run {version.run_id}"):
-        run = registry.client().get_run(version.run_id)
+        run = client().get_run(version.run_id)
     tags = {k: v for k, v in sorted(version.tags.items()) if k.startswith(LINEAGE_PREFIXES)}
     return {
         "model": name,

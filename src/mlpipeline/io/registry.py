@@ -1,7 +1,13 @@
-"""The MLflow model registry: version references, the ``champion``/``previous-champion`` aliases, version tags.
+"""The MLflow model registry: version references, aliases, version tags.
 
-Promotion and rollback move aliases only (MLflow's deprecated stages are never used). Every registry call is
-wrapped so a failure becomes one of our errors and never leaves a half-moved alias pair behind silently.
+Aliases are the truth about which version is trusted: ``champion`` (what serving answers with),
+``previous-champion`` (what a rollback restores) and ``challenger`` (an experiment's candidate that passed the
+gate, for comparison; it never answers in place of the champion). MLflow's deprecated stages are never used.
+
+Version tags record facts: the lineage, ``mlpipeline.evaluated`` (false until evaluate scored the version;
+an unevaluated version is never promoted), the gate's ``promotion`` decision and reason. The ``champion`` tag
+is a convenience for searching the UI; it is kept on the current champion only, and repaired from the alias
+whenever an alias moves.
 """
 
 from __future__ import annotations
@@ -11,19 +17,15 @@ import time
 from typing import Any
 
 from mlpipeline.errors import ConfigError, MlpipelineError
-from mlpipeline.io.tracking import translate_errors
+from mlpipeline.io.tracking import client, translate_errors
 
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
-
-
-def client() -> Any:
-    """An MlflowClient on the configured tracking URI (call ``tracking.configure()`` first)."""
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient()
+CHALLENGER = "challenger"
+EVALUATED = "mlpipeline.evaluated"
+CHAMPION_TAG = "champion"
 
 
 def alias_version(name: str, alias: str) -> str | None:
@@ -33,14 +35,14 @@ def alias_version(name: str, alias: str) -> str | None:
     try:
         return str(client().get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         with translate_errors(f"reading alias {alias!r} of {name!r}"):
             raise
 
 
 def resolve(name: str, ref: str) -> Any:
-    """A model version from ``champion``, ``previous-champion`` or a version number."""
+    """A model version from an alias (``champion``, ``previous-champion``, ``challenger``) or a version number."""
     with translate_errors(f"looking up {name} {ref}"):
         if ref.isdigit():
             from mlflow.exceptions import MlflowException
@@ -55,11 +57,34 @@ def resolve(name: str, ref: str) -> Any:
         return client().get_model_version(name, version)
 
 
+def version_of_run(name: str, run_id: str) -> str:
+    """The version of ``name`` registered from ``run_id`` (the newest, if the run registered several)."""
+    with translate_errors(f"finding the version of {name!r} from run {run_id}"):
+        versions = client().search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    if not versions:
+        raise MlpipelineError(
+            f"run {run_id} registered no version of {name!r}: train it again (`dvc repro --force --single-item train`)"
+        )
+    return str(max(int(v.version) for v in versions))
+
+
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
     """Set tags on a model version."""
     with translate_errors(f"tagging {name} version {version}"):
         for key, value in tags.items():
             client().set_model_version_tag(name, version, key, value)
+
+
+def sync_champion_tag(name: str) -> None:
+    """Make the ``champion`` tag say what the alias says: on the current champion, on no other version."""
+    holder = alias_version(name, CHAMPION)
+    with translate_errors(f"updating the {CHAMPION_TAG!r} tag of {name!r}"):
+        registry = client()
+        for version in registry.search_model_versions(f"name='{name}' and tags.`{CHAMPION_TAG}` = 'true'"):
+            if str(version.version) != holder:
+                registry.delete_model_version_tag(name, str(version.version), CHAMPION_TAG)
+        if holder is not None:
+            registry.set_model_version_tag(name, holder, CHAMPION_TAG, "true")
 
 
 def promote(name: str, version: str, previous: str | None) -> None:
@@ -69,6 +94,15 @@ def promote(name: str, version: str, previous: str | None) -> None:
         if previous is not None:
             registry.set_registered_model_alias(name, PREVIOUS, previous)
         registry.set_registered_model_alias(name, CHAMPION, version)
+        if alias_version(name, CHALLENGER) == version:
+            registry.delete_registered_model_alias(name, CHALLENGER)
+    sync_champion_tag(name)
+
+
+def set_challenger(name: str, version: str) -> None:
+    """Point ``challenger`` at ``version`` (an experiment's candidate that passed the gate)."""
+    with translate_errors(f"moving the {CHALLENGER!r} alias of {name!r} to version {version}"):
+        client().set_registered_model_alias(name, CHALLENGER, version)
 
 
 def rollback(name: str, reason: str) -> tuple[str, str]:
@@ -90,6 +124,7 @@ def rollback(name: str, reason: str) -> tuple[str, str]:
         registry = client()
         registry.set_registered_model_alias(name, CHAMPION, previous)
         registry.delete_registered_model_alias(name, PREVIOUS)
+    sync_champion_tag(name)
     tag_version(name, current, {"rollback.demoted_at": stamp, "rollback.reason": reason})
     tag_version(name, previous, {"rollback.restored_at": stamp, "rollback.reason": reason})
     return current, previous

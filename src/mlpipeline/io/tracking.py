@@ -1,28 +1,38 @@
-"""MLflow: one run per pipeline run (train opens it, evaluate resumes it), the model registry, model loading.
+"""MLflow: one run per pipeline run (train opens it, evaluate and promote resume it), model logging, loading.
 
 MLflow is imported inside functions only: the stages that do not track never pay for it. MLflow's exceptions
-and connection errors are translated here into the project's errors.
+are translated here into the project's errors, by type: a connection failure anywhere in an error's chain
+is a service being unreachable, whatever the message says.
+
+A stage holds a *lease* while it has a run open: an exclusive lock on a file under ``.mlpipeline/leases`` that
+names the run. The kernel releases the lock when the process dies, however it dies, so the next stage that
+opens a run finds the leases nobody holds and marks their runs FAILED instead of leaving them RUNNING forever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import logging
 import os
+import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mlpipeline.errors import MlpipelineError, ServiceUnavailableError
-from mlpipeline.settings import DEFAULT_TRACKING_URI, env_settings
+from mlpipeline.settings import DEFAULT_TRACKING_URI, env_settings, project_root
 
 logger = logging.getLogger(__name__)
 
-MODEL_ARTIFACT = "model"
-# Types skops may rebuild when loading our own models, beyond its built-in safe list. Fixed here, never read
-# from the model file, so a tampered artifact cannot widen it.
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+MODEL_NAME = "model"
+LEASES = Path(".mlpipeline/leases")
+# Tags that find a model's run again (the run id is never written into a DVC output).
+MODEL_MD5_TAG = "mlpipeline.model_md5"
+ORPHANED_TAG = "mlpipeline.orphaned"
 
 
 def configure() -> str:
@@ -37,7 +47,7 @@ def configure() -> str:
     if settings.mlflow_tracking_password:
         os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", settings.mlflow_tracking_password.get_secret_value())
     if uri == DEFAULT_TRACKING_URI:
-        uri = f"sqlite:///{local_store_root() / 'mlflow.db'}"
+        uri = f"sqlite:///{project_root() / 'mlflow.db'}"
     if uri.startswith(("http://", "https://")):
         # Fail in seconds, not after MLflow's default minutes of retries, when the server is down.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -45,12 +55,6 @@ def configure() -> str:
         _check_server(uri)
     mlflow.set_tracking_uri(uri)
     return uri
-
-
-def local_store_root() -> Path:
-    """Where the default local MLflow store lives: the DVC repo root (so `dvc exp run --temp` copies, which run
-    under .dvc/tmp/exps, log to the project's store rather than a store deleted with the copy), else the cwd."""
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
 def _check_server(uri: str, timeout: float = 3.0) -> None:
@@ -75,6 +79,22 @@ def _check_server(uri: str, timeout: float = 3.0) -> None:
         ) from exc
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a connection failure or timeout is anywhere in ``exc``'s chain (MLflow wraps requests' errors)."""
+    requests = sys.modules.get("requests")  # if MLflow never imported it, none of its errors can be in the chain
+    kinds: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+    if requests is not None:
+        kinds += (requests.ConnectionError, requests.Timeout)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, kinds):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 @contextlib.contextmanager
 def translate_errors(action: str) -> Iterator[None]:
     """Turn MLflow and connection errors into our errors, naming what was being done."""
@@ -84,116 +104,185 @@ def translate_errors(action: str) -> Iterator[None]:
         yield
     except MlflowException as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "API request" in message or "Max retries" in message or "Connection" in message:
+        if _unreachable(exc):
             raise ServiceUnavailableError(f"MLflow: {action} failed, server unreachable: {message}") from exc
         raise MlpipelineError(f"MLflow: {action} failed: {message}") from exc
     except (ConnectionError, TimeoutError) as exc:
         raise ServiceUnavailableError(f"MLflow: {action} failed, server unreachable: {exc}") from exc
 
 
-def start_run(experiment: str, run_name: str | None = None, tags: dict[str, str] | None = None) -> Any:
-    """Create (or reuse) the experiment and start a run; returns the active run (use as a context manager)."""
+def client() -> Any:
+    """An MlflowClient on the configured tracking URI (call :func:`configure` first)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+class _Lease:
+    """An exclusive lock on a lease file naming the runs this process has open, released when it ends or dies."""
+
+    def __init__(self, handle: IO[str], path: Path) -> None:
+        self.handle, self.path = handle, path
+
+    def record(self, run_id: str) -> None:
+        self.handle.write(json.dumps({"run_id": run_id, "tracking_uri": _uri()}) + "\n")
+        self.handle.flush()
+
+
+def _uri() -> str:
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())
+
+
+def _leases() -> Path:
+    return project_root() / LEASES
+
+
+@contextlib.contextmanager
+def _lease() -> Iterator[_Lease]:
+    folder = _leases()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.lease"
+    with path.open("w", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield _Lease(handle, path)
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def sweep_orphans() -> list[str]:
+    """Mark FAILED the RUNNING runs of leases nobody holds (their stage was killed); return those run ids."""
+    folder = _leases()
+    if not folder.is_dir():
+        return []
+    failed = []
+    uri = _uri()
+    for path in sorted(folder.glob("*.lease")):
+        try:
+            handle = path.open("r", encoding="utf-8")
+        except FileNotFoundError:  # its holder finished meanwhile
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live stage holds it
+            entries = [json.loads(line) for line in handle.read().splitlines() if line.strip()]
+            if any(entry.get("tracking_uri") != uri for entry in entries):
+                continue  # another store's run: swept when that store is in use
+            for entry in entries:
+                with translate_errors(f"closing orphaned run {entry['run_id']}"):
+                    run = client().get_run(entry["run_id"])
+                    if run.info.status == "RUNNING":
+                        client().set_tag(entry["run_id"], ORPHANED_TAG, "its stage process died before closing it")
+                        client().set_terminated(entry["run_id"], status="FAILED")
+                        failed.append(entry["run_id"])
+                        logger.warning("marked run %s FAILED: its stage process died mid-run", entry["run_id"])
+            path.unlink(missing_ok=True)
+    return failed
+
+
+@contextlib.contextmanager
+def start_run(experiment: str, tags: dict[str, str] | None = None) -> Iterator[Any]:
+    """Create (or reuse) the experiment and open a new run under a lease; FINISHED on success, else FAILED."""
     import mlflow
 
     with translate_errors(f"starting a run in experiment {experiment!r}"):
+        sweep_orphans()
         if mlflow.get_tracking_uri().startswith("sqlite:") and mlflow.get_experiment_by_name(experiment) is None:
             # Pin the artifact root to the project, not to whatever directory created the experiment.
-            mlflow.create_experiment(experiment, artifact_location=(local_store_root() / "mlruns").as_uri())
+            mlflow.create_experiment(experiment, artifact_location=(project_root() / "mlruns").as_uri())
         mlflow.set_experiment(experiment)
-        return mlflow.start_run(run_name=run_name, tags=tags)
+    with _lease() as lease:
+        with translate_errors(f"starting a run in experiment {experiment!r}"):
+            active = mlflow.start_run(tags=tags)
+        lease.record(active.info.run_id)
+        with active:
+            yield active
 
 
-def resume_run(run_id: str) -> Any:
-    """Reopen the run train started, so evaluate logs to the same run."""
+@contextlib.contextmanager
+def resume_run(run_id: str) -> Iterator[Any]:
+    """Reopen the run train started, so evaluate and promote log to the same run."""
     import mlflow
 
     with translate_errors(f"resuming run {run_id}"):
-        return mlflow.start_run(run_id=run_id)
+        sweep_orphans()
+    with _lease() as lease:
+        lease.record(run_id)
+        with translate_errors(f"resuming run {run_id}"):
+            active = mlflow.start_run(run_id=run_id)
+        with active:
+            yield active
 
 
-def log_model(model: Any, example: Any, registered_model: str, labels: dict[int, str]) -> Any:
-    """Log ``model`` (skops format, signature, input example, pinned requirements) and register a new version.
+def log_model_dir(path: Path, registered_model: str, run: Any, tags: dict[str, str]) -> str:
+    """Log the model directory ``path`` (its exact bytes) as the run's model; register it; return the version."""
+    import mlflow
+    from mlflow.entities import LoggedModelOutput
 
-    ``labels`` (class code -> name) goes into the model's metadata, so a server can name its predictions.
-    """
-    import mlflow.sklearn
-    import skops.io
-    from mlflow.models import infer_signature
-
-    untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) - set(SKOPS_TRUSTED_TYPES)
-    if untrusted:
-        raise MlpipelineError(f"model holds types our loader does not trust: {sorted(untrusted)}")
-    signature = infer_signature(example, model.predict(example))
     with translate_errors(f"logging and registering model {registered_model!r}"):
-        return mlflow.sklearn.log_model(
-            model,
-            name=MODEL_ARTIFACT,
-            registered_model_name=registered_model,
-            signature=signature,
-            input_example=example,
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-            metadata={"labels": {str(code): name for code, name in sorted(labels.items())}},
+        logged = mlflow.initialize_logged_model(
+            name=MODEL_NAME, source_run_id=run.info.run_id, experiment_id=run.info.experiment_id, tags=tags
         )
+        registry = client()
+        try:
+            registry.log_model_artifacts(logged.model_id, str(path))
+        except Exception:
+            registry.finalize_logged_model(logged.model_id, "FAILED")
+            raise
+        registry.finalize_logged_model(logged.model_id, "READY")
+        registry.log_outputs(run.info.run_id, [LoggedModelOutput(model_id=logged.model_id, step=0)])
+        version = mlflow.register_model(f"models:/{logged.model_id}", registered_model, tags=tags)
+    return str(version.version)
 
 
-def copy_model(model_uri: str, path: Path) -> None:
-    """Copy a logged model's files to ``path`` (a DVC output, loadable without a tracking server).
+def find_model_run(experiment: str, model_md5: str, prefer_experiment: str | None = None) -> str:
+    """The run that logged the model with this md5 (the newest; one of this DVC experiment's if there is one).
 
-    Copying what was logged, rather than saving again, serializes once and guarantees the two are the same.
+    DVC outputs carry no run ids (they would differ on every run), so evaluate finds train's run by the hash of
+    the model file it scores: the same bytes train logged, because the model directory is canonical.
     """
-    import mlflow.artifacts
+    import mlflow
 
-    from mlpipeline.io.files import atomic_dir
-
-    with atomic_dir(path) as tmp, translate_errors(f"downloading {model_uri}"):
-        mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(tmp))
-
-
-def read_mlmodel(path: Path) -> dict[str, Any]:
-    """The MLmodel file of a local model directory (flavors, signature, metadata)."""
-    import yaml
-
-    try:
-        meta = yaml.safe_load((path / "MLmodel").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise MlpipelineError(f"{path} is not an MLflow model directory ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise MlpipelineError(f"{path}/MLmodel is not a mapping")
-    return meta
-
-
-def load_model_dir(path: Path) -> Any:
-    """Load a scikit-learn model saved by this project from a local MLflow model directory.
-
-    Only the skops format is accepted, with our fixed allow-list of types, so loading never runs code from the
-    artifact (MLflow's own loader would need MLFLOW_ALLOW_PICKLE_DESERIALIZATION for that).
-    """
-    import skops.io
-
-    try:
-        flavor = read_mlmodel(path)["flavors"]["sklearn"]
-    except (KeyError, TypeError) as exc:
-        raise MlpipelineError(f"{path} is not an MLflow scikit-learn model directory ({exc})") from exc
-    if flavor.get("serialization_format") != "skops":
-        raise MlpipelineError(f"{path}: refusing to load a {flavor.get('serialization_format')!r} model; only skops")
-    try:
-        return skops.io.load(path / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
-    except Exception as exc:  # skops raises its own and pickle-level errors for a damaged file
-        raise MlpipelineError(f"cannot load model from {path}: {exc}") from exc
+    with translate_errors(f"finding the run of model {model_md5}"):
+        found = mlflow.get_experiment_by_name(experiment)
+        runs = (
+            []
+            if found is None
+            else client().search_runs(
+                [found.experiment_id],
+                filter_string=f"tags.`{MODEL_MD5_TAG}` = '{model_md5}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=50,
+            )
+        )
+    usable = [run for run in runs if run.info.status != "FAILED"]
+    if prefer_experiment:
+        ours = [run for run in usable if run.data.tags.get("dvc.experiment") == prefer_experiment]
+        usable = ours or usable
+    if not usable:
+        raise MlpipelineError(
+            f"no MLflow run in experiment {experiment!r} holds the model in models/model (md5 {model_md5}): the "
+            f"tracking store {_uri()} does not know it. Train it again: `dvc repro --force --single-item train`"
+        )
+    return str(usable[0].info.run_id)
 
 
 def load_model_with_meta(model_uri: str) -> tuple[Any, dict[str, Any]]:
     """Download a model (e.g. ``models:/iris-classifier/3``); return it with its MLmodel description."""
     import mlflow.artifacts
 
+    from mlpipeline.io import modeldir
+
     with tempfile.TemporaryDirectory(prefix="mlpipeline-model-") as tmp:
         with translate_errors(f"downloading {model_uri}"):
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
-        return load_model_dir(local), read_mlmodel(local)
+        return modeldir.load(local), modeldir.read_mlmodel(local)
 
 
 def load_model(model_uri: str) -> Any:
-    """Download a model and load it with :func:`load_model_dir`."""
+    """Download a model and load it safely (skops, fixed allow-list)."""
     return load_model_with_meta(model_uri)[0]
