@@ -2,25 +2,22 @@
 
 DVC calls the stages (see dvc.yaml); you can too, from the project root:
 
-    $ mlpipeline ingest            # data/raw/iris.csv from params.yaml's ingest section
-    $ mlpipeline validate --raw data/raw/iris.csv
+    $ mlpipeline ingest            # data/raw/<ingest.name>.csv from params.yaml's ingest section
+    $ mlpipeline validate          # every path comes from params.yaml (see mlpipeline.paths)
     $ mlpipeline --help
 
-Every failure is one line naming what failed and what to do, and a non-zero exit code (2 config, 3 data,
-4 service unavailable, 1 other); set MLPIPELINE_DEBUG=1 to also see the traceback.
+Every failure is one line naming what failed and what to do, and an exit code from the table in
+:mod:`mlpipeline.errors` (the README's is checked against it); MLPIPELINE_DEBUG=1 also shows the traceback.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from mlpipeline.errors import MlpipelineError
 
 logger = logging.getLogger("mlpipeline")
 
@@ -37,97 +34,116 @@ app = typer.Typer(
 )
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file.")]
-RawOption = Annotated[Path, typer.Option("--raw", help="Raw data file written by ingest.")]
-DEFAULT_RAW = Path("data/raw/iris.csv")
 
 
-def _debug() -> bool:
-    return os.environ.get("MLPIPELINE_DEBUG", "").lower() in ("1", "true", "yes")
+def _stage(stage: str, params: Path) -> None:
+    from mlpipeline.stages import execute
 
-
-def configure_logging() -> None:
-    """Log to stderr: rich on a terminal, plain lines otherwise (DVC, CI, files).
-
-    MLflow is told not to install its own handlers or progress bars and not to send telemetry (these machines,
-    and many users', have no network beyond their own services).
-    """
-    for name, value in (
-        ("MLFLOW_CONFIGURE_LOGGING", "false"),
-        ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
-        ("MLFLOW_DISABLE_TELEMETRY", "true"),
-        ("DO_NOT_TRACK", "true"),
-    ):
-        os.environ.setdefault(name, value)
-    level = logging.DEBUG if _debug() else logging.INFO
-    handler: logging.Handler
-    if sys.stderr.isatty():
-        from rich.logging import RichHandler
-
-        handler = RichHandler(show_path=False, show_time=False, markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    logger.setLevel(level)
-    for noisy in ("mlflow", "alembic", "urllib3", "botocore"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if _debug() else logging.ERROR)
+    code = execute(stage, params)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
 def ingest(params: ParamsOption = Path("params.yaml")) -> None:
-    """Write data/raw/<ingest.name>.csv from ingest.source (sklearn:iris by default, or a CSV/Parquet path)."""
-    from mlpipeline.settings import load_params
-    from mlpipeline.stages import ingest as stage
-
-    stage.run(load_params(params).ingest)
+    """Write data/raw/<ingest.name>.csv from ingest.source (sklearn:<name>, or a file under data/sources/)."""
+    _stage("ingest", params)
 
 
 @app.command()
-def validate(raw: RawOption = DEFAULT_RAW, params: ParamsOption = Path("params.yaml")) -> None:
+def validate(params: ParamsOption = Path("params.yaml")) -> None:
     """Check the raw data against its data contract; write reports/data_validation.json."""
-    from mlpipeline.settings import load_params
-    from mlpipeline.stages import validate as stage
-
-    stage.run(load_params(params).validate_, raw)
+    _stage("validate", params)
 
 
 @app.command()
-def preprocess(raw: RawOption = DEFAULT_RAW, params: ParamsOption = Path("params.yaml")) -> None:
+def preprocess(params: ParamsOption = Path("params.yaml")) -> None:
     """Stratified split into data/processed/train.csv and test.csv."""
-    from mlpipeline.settings import load_params
-    from mlpipeline.stages import preprocess as stage
-
-    stage.run(load_params(params).preprocess, raw)
+    _stage("preprocess", params)
 
 
 @app.command()
 def train(params: ParamsOption = Path("params.yaml")) -> None:
     """Fit the model, log it to MLflow and register a new version; write models/."""
-    from mlpipeline.settings import load_params
-    from mlpipeline.stages import train as stage
-
-    stage.run(load_params(params).train)
+    _stage("train", params)
 
 
 @app.command()
 def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
     """Score the registered model on the test set; write metrics/ and plots/; log to train's MLflow run."""
-    from mlpipeline.settings import load_params
-    from mlpipeline.stages import evaluate as stage
-
-    stage.run(load_params(params).evaluate)
+    _stage("evaluate", params)
 
 
 @app.command()
-def promote(params: ParamsOption = Path("params.yaml")) -> None:
-    """Run the promotion gate; move the `champion` alias only if every check passes (metrics/promotion.json)."""
-    from mlpipeline.settings import load_params
-    from mlpipeline.stages import promote as stage
+def promote(
+    params: ParamsOption = Path("params.yaml"),
+    version: Annotated[
+        str, typer.Option("--version", help="Gate this registered version now (e.g. an experiment's challenger).")
+    ] = "",
+    after_experiment: Annotated[
+        bool,
+        typer.Option(
+            "--after-experiment",
+            help="If the workspace's verdict was made by an experiment, gate it again as the workspace's own "
+            "(what `make run` does after `dvc exp apply`); otherwise do nothing.",
+        ),
+    ] = False,
+    model: Annotated[str, typer.Option("--model", help="Registered model (with --version).")] = "",
+) -> None:
+    """Run the promotion gate; move `champion` only if every check passes (metrics/promotion.json).
 
-    stage.run(load_params(params).promote)
+    Experiments never move `champion`: their candidate gets the `challenger` alias. Promote one explicitly with
+    `mlpipeline promote --version N` (the same gate), or `dvc exp apply` it and `make run`.
+    """
+    if version and after_experiment:
+        raise typer.BadParameter("--version and --after-experiment exclude each other")
+    if version:
+        from mlpipeline.io import tracking
+        from mlpipeline.io.remote import cached_file
+        from mlpipeline.settings import load_params
+        from mlpipeline.stages.promote import promote_version
+
+        tracking.configure()
+        promote_version(load_params(params).promote, _model_name(model, params), version, cached_file)
+    elif after_experiment:
+        _regate_experiment_verdict(params)
+    else:
+        _stage("promote", params)
+
+
+def _regate_experiment_verdict(params_file: Path) -> None:
+    """Rerun the promote stage through DVC when the verdict in the workspace came from an experiment."""
+    import subprocess
+
+    from mlpipeline.errors import MlpipelineError
+    from mlpipeline.io.files import read_json
+    from mlpipeline.paths import Paths
+    from mlpipeline.settings import env_settings, load_params
+
+    paths = Paths.from_params(load_params(params_file), params_file)
+    if not paths.verdict.is_file():
+        return
+    verdict = read_json(paths.verdict, "promote")
+    if verdict.get("mode") != "experiment":
+        return
+    logger.info(
+        "the verdict in %s was made by experiment %s: gating v%s again as the workspace's own",
+        paths.verdict,
+        verdict.get("experiment"),
+        verdict.get("version"),
+    )
+    try:
+        done = subprocess.run(
+            ["dvc", "repro", "--force", "--single-item", "promote"],
+            check=False,
+            timeout=env_settings().mlpipeline_subprocess_timeout,
+        )
+    except FileNotFoundError as exc:
+        raise MlpipelineError("dvc not found: run `make setup` (or use `make run`)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise MlpipelineError(f"dvc repro promote did not finish within {exc.timeout:.0f} s") from exc
+    if done.returncode:
+        raise typer.Exit(done.returncode)
 
 
 HEADLINE = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
@@ -203,29 +219,32 @@ def reproduce(
     model: ModelOption = "",
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Rebuild a model version from its commit in a temporary worktree; report whether data and metrics match.
+    """Rebuild a model version from exactly what made it (its commit and recorded params) and compare.
 
-    Exit code 0 when everything matches, 5 when something differs.
+    MATCH (exit 0): rebuilt, data, model file and metrics identical. MISMATCH (exit 5): rebuilt, something
+    differs (named). UNREPRODUCIBLE (exit 6): it cannot be rebuilt faithfully (uncommitted changes, params not
+    recorded, data missing; each named).
     """
+    from mlpipeline.errors import EXIT_MISMATCH, EXIT_UNREPRODUCIBLE
     from mlpipeline.io import tracking
-    from mlpipeline.io.reproduce import reproduce as rebuild
+    from mlpipeline.runtimes.reproduce import reproduce as rebuild
 
     tracking.configure()
     report = rebuild(_model_name(model, params), ref)
-    width = max(len(c.name) for c in report.comparisons)
     typer.echo(f"{report.model} v{report.version} from commit {report.commit[:12]}:")
+    width = max((len(c.name) for c in report.comparisons), default=0)
     for c in report.comparisons:
         status = "ok     " if c.match else "DIFFERS"
         typer.echo(f"  {status} {c.name:{width}}  recorded {c.recorded}  reproduced {c.reproduced}")
-    if report.dirty_when_trained:
-        typer.echo("  note: the tree had uncommitted changes when this model was trained")
-    if report.remote_note:
-        typer.echo(f"  note: {report.remote_note}")
-    if report.environment_changed:
-        typer.echo("  note: uv.lock changed since that commit; the current environment was used")
-    typer.echo("MATCH: the model's data and metrics were reproduced exactly" if report.match else "MISMATCH")
-    if not report.match:
-        raise typer.Exit(5)
+    for note in report.notes:
+        typer.echo(f"  note: {note}")
+    for reason in report.reasons:
+        typer.echo(f"  {report.verdict.lower()}: {reason}")
+    if report.verdict == "MATCH":
+        typer.echo("MATCH: rebuilt from its commit and recorded params; data, model and metrics are identical")
+        return
+    typer.echo(report.verdict)
+    raise typer.Exit(EXIT_MISMATCH if report.verdict == "MISMATCH" else EXIT_UNREPRODUCIBLE)
 
 
 @app.command()
@@ -249,25 +268,18 @@ def serve(
     `curl localhost:8000/predict -H 'content-type: application/json' -d '{"rows": [{...}]}'`.
     """
     import uvicorn
-    from pydantic import ValidationError
 
-    from mlpipeline.errors import ConfigError
     from mlpipeline.io import registry, tracking
-    from mlpipeline.serving.app import ServeSettings, create_app
+    from mlpipeline.serving.app import create_app
     from mlpipeline.serving.model import ModelHolder, registry_loader
+    from mlpipeline.settings import env_settings
 
-    try:
-        settings = ServeSettings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"MLPIPELINE_SERVE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"server settings: {problems}") from exc
+    settings = env_settings()
     tracking.configure()
     name = _model_name(model, params)
     follow = None if version else (lambda: registry.alias_version(name, registry.CHAMPION))
     holder = ModelHolder(registry_loader(name), follow, version or None)
-    holder.watch(settings.poll_seconds)
+    holder.watch(settings.serve_poll_seconds)
     served = holder.current
     assert served is not None
     logger.info(
@@ -277,7 +289,7 @@ def serve(
         host,
         port,
         "following the champion alias" if follow else "pinned",
-        ", bearer token required" if settings.token else "",
+        ", bearer token required" if settings.serve_token else "",
     )
     uvicorn.run(create_app(holder, settings), host=host, port=port, log_level="warning", access_log=access_log)
 
@@ -355,13 +367,24 @@ def dagshub() -> None:
     logger.info("DVC remote 'origin' and MLflow tracking (%s) now point at DagsHub; try `make push`", uri)
 
 
-@app.command("check-params")
-def check_params(params: ParamsOption = Path("params.yaml")) -> None:
-    """Validate the whole params file without running anything."""
-    from mlpipeline.settings import load_params
+@app.command("check-params", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def check_params(
+    ctx: typer.Context,
+    params: ParamsOption = Path("params.yaml"),
+    set_param: Annotated[
+        list[str] | None,
+        typer.Option("--set-param", "-S", help="An experiment's override, as for `dvc exp run -S key=value`."),
+    ] = None,
+) -> None:
+    """Validate the whole params file (and an experiment's -S overrides) without running anything.
 
-    load_params(params)
-    logger.info("%s is valid", params)
+    `make run` and `make exp` call it first. Other `dvc exp run` options are accepted and ignored, so
+    `mlpipeline check-params $ARGS` checks exactly what `dvc exp run $ARGS` would run with.
+    """
+    from mlpipeline.runtimes.overrides import check_with_overrides
+
+    checked = check_with_overrides(params, list(set_param or []))
+    logger.info("%s is valid%s", params, f" ({checked} combinations of -S checked)" if set_param else "")
 
 
 @app.command()
@@ -384,47 +407,35 @@ def contract(
     logger.info("wrote %s (%d features, %d labels)", out, len(drafted.features), len(drafted.labels))
 
 
-def _in_container_runtime(command: str) -> bool:
-    """True when this stage must run in its container: MLPIPELINE_RUNTIME=docker and we are not inside one."""
-    from mlpipeline.io.launcher import IN_CONTAINER, STAGES
-    from mlpipeline.settings import env_settings
-
-    return command in STAGES and not os.environ.get(IN_CONTAINER) and env_settings().mlpipeline_runtime == "docker"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this; the console script exits with it)."""
     from typer.exceptions import TyperException
 
+    from mlpipeline.console import configure_logging, guarded
+    from mlpipeline.errors import EXIT_INTERRUPTED
+
     configure_logging()
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if args and _in_container_runtime(args[0]):
-            from mlpipeline.io.launcher import run_in_container
 
-            return run_in_container(args[0], args[1:])
-        app(args=args, prog_name="mlpipeline", standalone_mode=False)
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        logger.error("interrupted")
-        return 130
-    except TyperException as exc:  # usage errors: unknown command or option, bad value
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            logger.error("%s", exc.format_message())
-        return exc.exit_code
-    except MlpipelineError as exc:
-        logger.debug("traceback", exc_info=True)
-        logger.error("%s", exc)
-        return exc.exit_code
-    except Exception as exc:
-        logger.debug("traceback", exc_info=True)
-        logger.error("internal error (%s: %s). Rerun with MLPIPELINE_DEBUG=1 and report it.", type(exc).__name__, exc)
-        return 70
-    return 0
+    def work() -> int | None:
+        try:
+            # Without standalone mode, click returns the code of a `typer.Exit` instead of raising it.
+            code = app(args=args, prog_name="mlpipeline", standalone_mode=False)
+        except typer.Exit as exc:
+            return exc.exit_code
+        except typer.Abort:
+            logger.error("interrupted")
+            return EXIT_INTERRUPTED
+        except TyperException as exc:  # usage errors: unknown command or option, bad value
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+            else:
+                logger.error("%s", exc.format_message())
+            return exc.exit_code
+        return code if isinstance(code, int) else None
+
+    return guarded(work)
 
 
 def run() -> None:

@@ -3,6 +3,10 @@
 The remote's URL and endpoint go to ``.dvc/config`` (tracked: teammates need them); credentials go to
 ``.dvc/config.local`` (git-ignored). Configuration is written through DVC's own config API, so secrets never
 appear on a command line, and every message this module prints has the secrets scrubbed out.
+
+Failures are classified by type and error code, never by reading messages: before a push or pull, the S3
+endpoint is probed with boto3 (an unreachable endpoint, refused credentials and a missing bucket each have their
+own exception or code), and a project with no remote at all is an error, not a silent "Everything is up to date".
 """
 
 from __future__ import annotations
@@ -11,31 +15,19 @@ import logging
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlpipeline.errors import ConfigError, MlpipelineError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 
-CREDENTIAL_ERRORS = (
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "AccessDenied",
-    "403",
-    "Forbidden",
-    "Unable to locate credentials",
-    "NoCredentialsError",
-    "InvalidClientTokenId",
+# S3 error codes (and HTTP statuses, which is all a HEAD request returns) that mean "these credentials are not
+# allowed", and those that mean "no such bucket".
+CREDENTIAL_CODES = frozenset(
+    {"403", "401", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "InvalidClientTokenId"}
 )
-UNREACHABLE_ERRORS = (
-    "Could not connect to the endpoint URL",
-    "Connection refused",
-    "ConnectTimeout",
-    "Name or service not known",
-    "EndpointConnectionError",
-    "ConnectionError",
-    "timed out",
-)
+MISSING_BUCKET_CODES = frozenset({"404", "NoSuchBucket", "NotFound"})
 
 
 @dataclass(frozen=True)
@@ -45,8 +37,8 @@ class S3Remote:
     name: str
     url: str
     endpoint: str | None
-    access_key_id: str
-    secret_access_key: str
+    access_key_id: str | None
+    secret_access_key: str | None
 
     @property
     def bucket(self) -> str:
@@ -55,7 +47,7 @@ class S3Remote:
         return self.url.removeprefix("s3://").split("/", 1)[0]
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """``text`` with every secret replaced by ``***``."""
     for secret in secrets:
         if secret:
@@ -63,67 +55,92 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def _classify(text: str, remote: str, endpoint: str | None) -> MlpipelineError | None:
-    where = endpoint or "AWS S3"
-    if any(marker in text for marker in CREDENTIAL_ERRORS):
-        return ConfigError(
-            f"the S3 endpoint {where} rejected the credentials of DVC remote {remote!r}: check access_key_id and "
-            "secret_access_key in .dvc/config.local (rerun `make setup-remote` with the right AWS_ACCESS_KEY_ID / "
-            "AWS_SECRET_ACCESS_KEY)"
-        )
-    if any(marker in text for marker in UNREACHABLE_ERRORS):
-        return ServiceUnavailableError(
-            f"the S3 endpoint {where} of DVC remote {remote!r} is not reachable: start it (`make up`) or check "
-            "endpointurl in .dvc/config; nothing was lost, your data is still in the local cache: retry when it is up"
-        )
-    if "NoSuchBucket" in text:
-        return ConfigError(f"the bucket of DVC remote {remote!r} does not exist at {where}: run `make setup-remote`")
-    return None
-
-
-def ensure_bucket(remote: S3Remote) -> bool:
-    """Create the remote's bucket if it is missing; True when it was created."""
+def _s3_client(remote: S3Remote) -> Any:
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=remote.endpoint,
         aws_access_key_id=remote.access_key_id,
         aws_secret_access_key=remote.secret_access_key,
         config=Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2}),
     )
-    try:
-        client.head_bucket(Bucket=remote.bucket)
-        return False
-    except ClientError as exc:
+
+
+def _classified(exc: Exception, remote: S3Remote, *, from_config: bool) -> MlpipelineError:
+    """Our error for a boto3/botocore failure, chosen by exception type and S3 error code."""
+    from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError
+
+    where = remote.endpoint or "AWS S3"
+    fix = (
+        "check access_key_id and secret_access_key in .dvc/config.local (rerun `make setup-remote` with the right "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+        if from_config
+        else "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (environment or .env)"
+    )
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+        return ServiceUnavailableError(
+            f"the S3 endpoint {where} of DVC remote {remote.name!r} is not reachable: start it (`make up`) or check "
+            "endpointurl in .dvc/config; nothing was lost, your data is still in the local cache: retry when it is up"
+        )
+    if isinstance(exc, NoCredentialsError):
+        return ConfigError(f"DVC remote {remote.name!r} has no S3 credentials: {fix}")
+    if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code not in ("404", "NoSuchBucket", "NotFound"):
-            raise _classify(f"{code} {exc}", remote.name, remote.endpoint) or MlpipelineError(
-                f"S3: {scrub(str(exc), [remote.secret_access_key])}"
-            ) from exc
-    except BotoCoreError as exc:
-        raise _classify(f"{type(exc).__name__} {exc}", remote.name, remote.endpoint) or MlpipelineError(
-            f"S3: {scrub(str(exc), [remote.secret_access_key])}"
-        ) from exc
+        if code in CREDENTIAL_CODES:
+            return ConfigError(f"the S3 endpoint {where} rejected the credentials of DVC remote {remote.name!r}: {fix}")
+        if code in MISSING_BUCKET_CODES:
+            return ConfigError(
+                f"the bucket {remote.bucket!r} of DVC remote {remote.name!r} does not exist at {where}: run "
+                "`make setup-remote`"
+            )
+    return MlpipelineError(f"S3 ({where}): {scrub(str(exc), [remote.secret_access_key])}")
+
+
+def probe(remote: S3Remote, *, from_config: bool = True) -> bool:
+    """Check the endpoint answers, the credentials are accepted and the bucket exists; False when it does not.
+
+    Raises the classified error for anything but a missing bucket.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
-        client.create_bucket(Bucket=remote.bucket)
+        _s3_client(remote).head_bucket(Bucket=remote.bucket)
     except (ClientError, BotoCoreError) as exc:
-        raise _classify(str(exc), remote.name, remote.endpoint) or MlpipelineError(
-            f"cannot create bucket {remote.bucket!r}: {scrub(str(exc), [remote.secret_access_key])}"
-        ) from exc
+        error = _classified(exc, remote, from_config=from_config)
+        if isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code")) in MISSING_BUCKET_CODES:
+            return False
+        raise error from exc
     return True
+
+
+def ensure_bucket(remote: S3Remote) -> bool:
+    """Create the remote's bucket if it is missing; True when it was created."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if probe(remote, from_config=False):
+        return False
+    try:
+        _s3_client(remote).create_bucket(Bucket=remote.bucket)
+    except (ClientError, BotoCoreError) as exc:
+        raise _classified(exc, remote, from_config=False) from exc
+    return True
+
+
+def _repo(root: Path | None = None) -> Any:
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        return Repo(str(root) if root else ".")
+    except NotDvcRepoError as exc:
+        raise ConfigError(f"not a DVC project here ({exc}): run from the project root") from exc
 
 
 def configure(remote: S3Remote, make_default: bool = True) -> None:
     """Write the remote to .dvc/config (URL, endpoint) and its credentials to .dvc/config.local."""
-    from dvc.repo import Repo
-
-    try:
-        repo = Repo(".")
-    except Exception as exc:  # NotDvcRepoError and friends
-        raise ConfigError(f"not a DVC project here ({exc}): run from the project root") from exc
+    repo = _repo()
     with repo.config.edit("repo") as config:
         entry: dict[str, Any] = {"url": remote.url}
         if remote.endpoint:
@@ -138,45 +155,66 @@ def configure(remote: S3Remote, make_default: bool = True) -> None:
         }
 
 
-def _local_secrets() -> list[str]:
-    """Secrets in .dvc/config.local, to scrub from anything printed."""
-    from dvc.repo import Repo
+def configured_remote(name: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The remote ``dvc push``/``pull`` would use (its name and merged config); ConfigError when there is none."""
+    config = _repo().config
+    chosen = name or config["core"].get("remote")
+    remotes = config.get("remote", {})
+    if not chosen:
+        raise ConfigError(
+            "no DVC remote is configured, so there is nowhere to push to or pull from: run `make setup-remote` "
+            "(the team stack's MinIO or any S3 bucket) or `make dagshub` first"
+        )
+    if chosen not in remotes:
+        raise ConfigError(f"DVC remote {chosen!r} is not configured (known: {', '.join(remotes) or 'none'})")
+    return str(chosen), dict(remotes[chosen])
 
-    try:
-        local = Repo(".").config.load_one("local")
-    except Exception:  # no local config, not a repo: nothing to scrub
-        return []
-    remotes = local.get("remote", {}) if isinstance(local, dict) else {}
-    return [str(v) for r in remotes.values() for k, v in r.items() if "secret" in k or "password" in k or "token" in k]
+
+def _as_s3(name: str, entry: dict[str, Any]) -> S3Remote | None:
+    url = str(entry.get("url", ""))
+    if not url.startswith("s3://"):
+        return None
+    return S3Remote(
+        name=name,
+        url=url,
+        endpoint=entry.get("endpointurl"),
+        access_key_id=entry.get("access_key_id"),
+        secret_access_key=entry.get("secret_access_key"),
+    )
+
+
+def _secrets(entry: dict[str, Any]) -> list[str]:
+    return [str(v) for k, v in entry.items() if any(word in k for word in ("secret", "password", "token"))]
 
 
 def transfer(direction: str, remote: str | None = None) -> str:
     """``dvc push`` or ``dvc pull``; returns DVC's summary, raises a clear error naming the cause."""
+    from mlpipeline.settings import env_settings
+
     if direction not in ("push", "pull"):
         raise ValueError(direction)
-    cmd = ["dvc", direction] + (["--remote", remote] if remote else [])
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    secrets = _local_secrets()
-    output = scrub((done.stdout or "") + (done.stderr or ""), secrets)
+    name, entry = configured_remote(remote)
+    s3 = _as_s3(name, entry)
+    if s3 is not None and not probe(s3):
+        raise ConfigError(f"the bucket {s3.bucket!r} of DVC remote {name!r} does not exist: run `make setup-remote`")
+    timeout = env_settings().mlpipeline_subprocess_timeout
+    cmd = ["dvc", direction, "--remote", name]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise ServiceUnavailableError(
+            f"dvc {direction} took longer than {timeout:.0f} s and was stopped (MLPIPELINE_SUBPROCESS_TIMEOUT); "
+            "what was transferred is kept: run it again to resume"
+        ) from exc
+    output = scrub((done.stdout or "") + (done.stderr or ""), _secrets(entry))
     if done.returncode == 0:
         return output.strip()
     logger.debug("%s output:\n%s", " ".join(cmd), output)
-    if "no remote specified" in output.lower() or "config file error" in output.lower():
-        raise ConfigError("no DVC remote is configured: run `make setup-remote` (or `make dagshub`) first")
-    endpoint = _endpoint_of(remote)
-    error = _classify(output, remote or "default", endpoint)
-    if error is not None:
-        raise error
     last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
-    raise MlpipelineError(f"dvc {direction} failed: {last[0].strip()}")
+    raise MlpipelineError(f"dvc {direction} to remote {name!r} failed: {last[0].strip()}")
 
 
-def _endpoint_of(remote: str | None) -> str | None:
-    from dvc.repo import Repo
-
-    try:
-        config = Repo(".").config
-        name = remote or config["core"].get("remote")
-        return str(config["remote"][name].get("endpointurl")) if name else None
-    except Exception:  # an unreadable config is reported by DVC itself
-        return None
+def cached_file(md5: str, root: Path | None = None) -> Path | None:
+    """The file with this content hash in the project's DVC cache, or None when the cache does not hold it."""
+    path = Path(_repo(root).cache.local.oid_to_path(md5))
+    return path if path.is_file() else None

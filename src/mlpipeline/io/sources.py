@@ -8,24 +8,18 @@ bad value reaches the validate stage, which names it, instead of crashing ingest
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
-from mlpipeline.core.contract import RAW_LABEL, RAW_TARGET
+from mlpipeline.core.columns import RAW_LABEL, RAW_TARGET, snake_case
 from mlpipeline.errors import ConfigError, DataContractError
+from mlpipeline.settings import SKLEARN_DATASETS, SOURCES_DIR
 
 logger = logging.getLogger(__name__)
 
-SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits")
 CHUNK_ROWS = 50_000
-
-
-def snake_case(name: str) -> str:
-    """``'sepal length (cm)'`` -> ``'sepal_length_cm'``: column names that are safe everywhere."""
-    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_") or "column"
 
 
 def read_source(source: str, target: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
@@ -36,8 +30,8 @@ def read_source(source: str, target: str, chunk_rows: int = CHUNK_ROWS) -> Itera
     path = Path(source)
     if not path.is_file():
         raise ConfigError(
-            f"ingest.source {source!r}: no such file. Use sklearn:<{'|'.join(SKLEARN_DATASETS)}> "
-            "or the path of a .csv/.parquet file relative to the project root"
+            f"ingest.source {source!r}: no such file. Put your data file in {SOURCES_DIR}/ (relative to the "
+            f"project root), or use sklearn:<{'|'.join(SKLEARN_DATASETS)}>"
         )
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):

@@ -1,0 +1,1 @@
+"""Serving the champion over HTTP."""

@@ -17,29 +17,16 @@ import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import to_json
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlpipeline.serving.model import ModelHolder
+from mlpipeline.settings import EnvSettings, env_settings
 
 logger = logging.getLogger(__name__)
 
 # Models compute in float32 (as scikit-learn's trees do): larger magnitudes are not finite numbers to them.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-class ServeSettings(BaseSettings):
-    """Server limits and auth, from ``MLPIPELINE_SERVE_*`` environment variables (or .env)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="MLPIPELINE_SERVE_", env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
-    )
-
-    max_batch: int = Field(default=1000, ge=1, le=100_000)
-    max_body_bytes: int = Field(default=1 << 20, ge=1024)
-    poll_seconds: float = Field(default=10.0, ge=0.0)
-    token: SecretStr | None = None
 
 
 class Prediction(BaseModel):
@@ -142,9 +129,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def create_app(holder: ModelHolder, settings: ServeSettings | None = None) -> Any:
+def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
     """The FastAPI application serving ``holder``'s model; request fields come from its input schema."""
-    settings = settings or ServeSettings()
+    settings = settings or env_settings()
     first = holder.current
     assert first is not None
     row_fields: dict[str, Any] = {
@@ -156,9 +143,9 @@ def create_app(holder: ModelHolder, settings: ServeSettings | None = None) -> An
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
-        rows: Annotated[list[Row], Field(min_length=1, max_length=settings.max_batch)]
+        rows: Annotated[list[Row], Field(min_length=1, max_length=settings.serve_max_batch)]
 
-    token = settings.token.get_secret_value().encode() if settings.token else None
+    token = settings.serve_token.get_secret_value().encode() if settings.serve_token else None
 
     def authorize(request: Request) -> None:
         if token is None:
@@ -231,5 +218,5 @@ def create_app(holder: ModelHolder, settings: ServeSettings | None = None) -> An
         return model_info()
 
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.serve_max_body_bytes)
     return app

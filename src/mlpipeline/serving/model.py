@@ -52,7 +52,7 @@ def registry_loader(name: str) -> Loader:
 
     def load(version: str) -> LoadedModel:
         from mlpipeline.core.fastforest import fast_predictor
-        from mlpipeline.io import registry, tracking
+        from mlpipeline.io import tracking
         from mlpipeline.io.lineage import LINEAGE_PREFIXES
 
         model, meta = tracking.load_model_with_meta(f"models:/{name}/{version}")
@@ -65,7 +65,7 @@ def registry_loader(name: str) -> Loader:
             raise MlpipelineError(f"{name} v{version} has no input signature with column names") from exc
         labels = {int(k): str(v) for k, v in (meta.get("metadata") or {}).get("labels", {}).items()}
         with tracking.translate_errors(f"reading {name} v{version}"):
-            mv = registry.client().get_model_version(name, version)
+            mv = tracking.client().get_model_version(name, version)
         lineage = {k: v for k, v in mv.tags.items() if k.startswith(LINEAGE_PREFIXES) and "reason" not in k}
         return LoadedModel(
             name=name,

@@ -1,0 +1,64 @@
+"""The pipeline stages: one module per stage, each with ``main(params, paths)``, run by :func:`main`.
+
+``dvc.yaml`` runs ``sh bin/stage <stage>``, which runs ``python -m mlpipeline.stages <stage>``. This runner
+imports only what the stage uses (the stage's own module is imported by name), so a stage never pays for the
+CLI's other commands, and a stage's code dependencies in dvc.yaml are exactly the modules it imports (a test
+computes them). With ``MLPIPELINE_RUNTIME=docker`` the stage runs in its own container instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from mlpipeline.console import configure_logging, guarded
+
+# Runs where DVC runs even with MLPIPELINE_RUNTIME=docker: it only reads params.yaml and writes a marker file.
+IN_PROCESS_ONLY = ("check-params",)
+
+
+def module_of(stage: str) -> str:
+    """``check-params`` -> ``mlpipeline.stages.check_params``."""
+    return f"mlpipeline.stages.{stage.replace('-', '_')}"
+
+
+def run_stage(stage: str, params_file: Path) -> None:
+    """Load and check the params, derive the paths, and run ``stage`` in this process."""
+    from mlpipeline.paths import Paths
+    from mlpipeline.settings import load_params
+
+    params = load_params(params_file)
+    importlib.import_module(module_of(stage)).main(params, Paths.from_params(params, params_file))
+
+
+def execute(stage: str, params_file: Path) -> int | None:
+    """Run ``stage`` here, or in its container when ``MLPIPELINE_RUNTIME=docker`` (and we are not in one)."""
+    if stage not in IN_PROCESS_ONLY:
+        from mlpipeline.settings import env_settings
+
+        settings = env_settings()
+        if settings.mlpipeline_runtime == "docker" and not settings.mlpipeline_in_container:
+            from mlpipeline.runtimes.docker import run_in_container
+
+            return run_in_container(stage, ["--params", str(params_file)])
+    run_stage(stage, params_file)
+    return None
+
+
+def _dispatch(argv: list[str]) -> int | None:
+    from mlpipeline.paths import STAGES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m mlpipeline.stages", description="Run one pipeline stage (what dvc.yaml calls)."
+    )
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file")
+    args = parser.parse_args(argv)
+    return execute(args.stage, args.params)
+
+
+def main(argv: list[str]) -> int:
+    """Run a stage from command-line arguments; return the exit code."""
+    configure_logging()
+    return guarded(lambda: _dispatch(argv))

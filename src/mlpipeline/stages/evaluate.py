@@ -1,4 +1,4 @@
-"""Evaluate: score the registered model on the test set; write metrics and plots; log them to train's run."""
+"""Evaluate: score the model train wrote on the test set; write metrics and plots; log them to train's run."""
 
 from __future__ import annotations
 
@@ -9,29 +9,23 @@ from typing import Any
 
 import pandas as pd
 
+from mlpipeline.core.columns import snake_case
 from mlpipeline.core.metrics import classification_metrics, confusion, per_class_report
 from mlpipeline.core.split import features_and_target, labels_of
-from mlpipeline.io import tracking
-from mlpipeline.io.files import atomic_path, read_csv, read_json, write_csv, write_json
-from mlpipeline.io.sources import snake_case
-from mlpipeline.settings import EvaluateParams
-from mlpipeline.stages.preprocess import TEST
-from mlpipeline.stages.train import METADATA
+from mlpipeline.errors import MlpipelineError
+from mlpipeline.io import modeldir, registry, tracking
+from mlpipeline.io.files import atomic_path, md5, read_csv, read_json, write_csv, write_json
+from mlpipeline.paths import Paths
+from mlpipeline.settings import EvaluateParams, Params, env_settings
 
 logger = logging.getLogger(__name__)
-
-METRICS = Path("metrics/metrics.json")
-CONFUSION = Path("metrics/confusion_matrix.json")
-CLASS_REPORT = Path("metrics/classification_report.json")
-PLOTS = Path("plots")
-PREDICTIONS = PLOTS / "predictions.csv"
-CONFUSION_PNG = PLOTS / "confusion_matrix.png"
 
 
 @dataclass(frozen=True)
 class EvaluateResult:
     metrics: dict[str, float]
-    model_uri: str
+    run_id: str
+    version: str
 
 
 def plot_confusion(matrix: dict[str, Any], path: Path, dpi: int) -> None:
@@ -59,29 +53,35 @@ def plot_confusion(matrix: dict[str, Any], path: Path, dpi: int) -> None:
     plt.close(fig)
 
 
-def run(params: EvaluateParams, test_csv: Path = TEST, metadata: Path = METADATA) -> EvaluateResult:
-    """Load the version train registered, score it on ``test_csv``, write outputs, log to the same run."""
+def run(params: EvaluateParams, paths: Paths) -> EvaluateResult:
+    """Score ``models/model`` on the test split, write the outputs, log them to the run that trained it."""
     import mlflow
 
-    meta = read_json(metadata, "train")
-    df = read_csv(test_csv, "preprocess")
+    settings = env_settings()
+    tracking.configure()  # first: a tracking server that is down fails the stage before any work
+    meta = read_json(paths.model_meta, "train")
+    if md5(paths.model_dir / modeldir.MODEL_FILE) != meta["model_md5"]:
+        raise MlpipelineError(
+            f"{paths.model_dir} is not the model {paths.model_meta} describes: rerun train (`dvc repro`)"
+        )
+    model = modeldir.load(paths.model_dir)
+    df = read_csv(paths.test, "preprocess")
     X, y = features_and_target(df)
     labels = labels_of(df)
-
-    tracking.configure()
-    model = tracking.load_model(meta["model_uri"])
     predicted = model.predict(X)
     metrics = classification_metrics(y, predicted)
     report = per_class_report(y, predicted, labels)
     matrix = confusion(y, predicted, labels)
 
-    write_json(METRICS, {**metrics, "n_test_rows": len(y)})
-    write_json(CLASS_REPORT, report)
-    write_json(CONFUSION, matrix)
-    write_csv(PREDICTIONS, pd.DataFrame({"actual": y.map(labels), "predicted": pd.Series(predicted).map(labels)}))
-    plot_confusion(matrix, CONFUSION_PNG, params.plot_dpi)
+    run_id = tracking.find_model_run(meta["experiment"], meta["model_md5"], settings.dvc_exp_name)
+    version = registry.version_of_run(meta["registered_model"], run_id)
+    write_json(paths.metrics, {**metrics, "n_test_rows": len(y)})
+    write_json(paths.class_report, report)
+    write_json(paths.confusion, matrix)
+    write_csv(paths.predictions, pd.DataFrame({"actual": y.map(labels), "predicted": pd.Series(predicted).map(labels)}))
+    plot_confusion(matrix, paths.confusion_png, params.plot_dpi)
 
-    with tracking.resume_run(meta["run_id"]), tracking.translate_errors("logging evaluation"):
+    with tracking.resume_run(run_id), tracking.translate_errors("logging evaluation"):
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
         mlflow.log_metrics(
             {
@@ -91,13 +91,20 @@ def run(params: EvaluateParams, test_csv: Path = TEST, metadata: Path = METADATA
                 if k != "support"
             }
         )
-        for path in (METRICS, CLASS_REPORT, CONFUSION, CONFUSION_PNG):
+        for path in (paths.metrics, paths.class_report, paths.confusion, paths.confusion_png):
             mlflow.log_artifact(str(path), artifact_path="evaluation")
+    registry.tag_version(meta["registered_model"], version, {registry.EVALUATED: "true"})
     logger.info(
-        "test accuracy %.3f, f1_macro %.3f for %s; metrics in %s",
+        "test accuracy %.3f, f1_macro %.3f for %s v%s; metrics in %s",
         metrics["accuracy"],
         metrics["f1_macro"],
-        meta["model_uri"],
-        METRICS,
+        meta["registered_model"],
+        version,
+        paths.metrics,
     )
-    return EvaluateResult(metrics=metrics, model_uri=meta["model_uri"])
+    return EvaluateResult(metrics=metrics, run_id=run_id, version=version)
+
+
+def main(params: Params, paths: Paths) -> EvaluateResult:
+    """The DVC stage."""
+    return run(params.evaluate, paths)

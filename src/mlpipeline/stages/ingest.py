@@ -9,16 +9,10 @@ from pathlib import Path
 from mlpipeline.errors import DataContractError
 from mlpipeline.io.files import atomic_path
 from mlpipeline.io.sources import read_source
-from mlpipeline.settings import IngestParams
+from mlpipeline.paths import Paths
+from mlpipeline.settings import IngestParams, Params
 
 logger = logging.getLogger(__name__)
-
-RAW_DIR = Path("data/raw")
-
-
-def raw_path(params: IngestParams) -> Path:
-    """Where ingest writes: ``data/raw/<ingest.name>.csv``."""
-    return RAW_DIR / f"{params.name}.csv"
 
 
 @dataclass(frozen=True)
@@ -28,9 +22,8 @@ class IngestResult:
     columns: list[str]
 
 
-def run(params: IngestParams, out: Path | None = None) -> IngestResult:
-    """Stream ``params.source`` into ``out`` (default :func:`raw_path`); the file appears only when complete."""
-    out = out or raw_path(params)
+def run(params: IngestParams, out: Path) -> IngestResult:
+    """Stream ``params.source`` into ``out``; the file appears only when complete."""
     rows = 0
     columns: list[str] = []
     with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
@@ -45,3 +38,8 @@ def run(params: IngestParams, out: Path | None = None) -> IngestResult:
             rows += len(chunk)
     logger.info("ingested %d rows x %d columns from %s into %s", rows, len(columns), params.source, out)
     return IngestResult(path=out, rows=rows, columns=columns)
+
+
+def main(params: Params, paths: Paths) -> IngestResult:
+    """The DVC stage: ``ingest.source`` into ``data/raw/<ingest.name>.csv``."""
+    return run(params.ingest, paths.raw)

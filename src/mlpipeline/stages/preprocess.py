@@ -9,14 +9,10 @@ from pathlib import Path
 from mlpipeline.core.split import stratified_split
 from mlpipeline.errors import DataContractError
 from mlpipeline.io.files import read_csv, read_json, write_csv
-from mlpipeline.settings import PreprocessParams
-from mlpipeline.stages.validate import REPORT
+from mlpipeline.paths import Paths
+from mlpipeline.settings import Params, PreprocessParams
 
 logger = logging.getLogger(__name__)
-
-PROCESSED = Path("data/processed")
-TRAIN = PROCESSED / "train.csv"
-TEST = PROCESSED / "test.csv"
 
 
 @dataclass(frozen=True)
@@ -25,7 +21,7 @@ class PreprocessResult:
     test_rows: int
 
 
-def run(params: PreprocessParams, raw: Path, report: Path = REPORT) -> PreprocessResult:
+def run(params: PreprocessParams, raw: Path, report: Path, train_out: Path, test_out: Path) -> PreprocessResult:
     """Split ``raw`` only if validate passed it; both files are replaced atomically."""
     if not read_json(report, "validate").get("passed"):
         raise DataContractError(f"{report} says the raw data failed validation: fix the data and rerun `dvc repro`")
@@ -34,7 +30,12 @@ def run(params: PreprocessParams, raw: Path, report: Path = REPORT) -> Preproces
         train, test = stratified_split(df, params.test_size, params.seed)
     except ValueError as exc:  # e.g. a test_size too small to hold one row per class
         raise DataContractError(f"cannot split {raw} with test_size={params.test_size}: {exc}") from exc
-    write_csv(TRAIN, train)
-    write_csv(TEST, test)
+    write_csv(train_out, train)
+    write_csv(test_out, test)
     logger.info("split %s into %d train / %d test rows (seed %d)", raw, len(train), len(test), params.seed)
     return PreprocessResult(train_rows=len(train), test_rows=len(test))
+
+
+def main(params: Params, paths: Paths) -> PreprocessResult:
+    """The DVC stage: split the validated raw data into ``data/processed/{train,test}.csv``."""
+    return run(params.preprocess, paths.raw, paths.validation, paths.train, paths.test)

@@ -3,28 +3,42 @@
 A rejected model is a normal outcome (the stage succeeds and says why); a check that cannot be evaluated is
 an error: nothing moves, the stage fails with the reason. Either way the verdict is written to
 ``metrics/promotion.json`` and logged to the run.
+
+Experiments are not production: under ``dvc exp run`` (workspace, ``--temp`` or a queue) a candidate that
+passes the gate gets the ``challenger`` alias and the champion stays, unless ``promote.from_experiments`` is
+true. Such a candidate is promoted by an explicit act, ``mlpipeline promote --version N`` (the same gate, see
+:func:`promote_version`), or by applying the experiment and running the pipeline in the workspace (``make run``
+re-gates a verdict an experiment made).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Literal
 
-from mlpipeline.core.gate import Check, Verdict, champion_check, contract_check, decide, threshold_checks
+from mlpipeline.core.gate import (
+    Check,
+    Verdict,
+    champion_check,
+    contract_check,
+    decide,
+    evaluated_check,
+    threshold_checks,
+)
 from mlpipeline.core.metrics import classification_metrics
 from mlpipeline.core.split import features_and_target
 from mlpipeline.errors import MlpipelineError
 from mlpipeline.io import registry, tracking
 from mlpipeline.io.files import read_csv, read_json, write_json
-from mlpipeline.settings import PromoteParams
-from mlpipeline.stages.evaluate import METRICS
-from mlpipeline.stages.preprocess import TEST
-from mlpipeline.stages.train import METADATA
-from mlpipeline.stages.validate import REPORT
+from mlpipeline.paths import Paths
+from mlpipeline.settings import Params, PromoteParams, env_settings
 
 logger = logging.getLogger(__name__)
 
-VERDICT = Path("metrics/promotion.json")
+CONTRACT_TAG = "gate.data_contract"
+Mode = Literal["workspace", "experiment", "explicit"]
 
 
 def _contract(report_path: Path, version_tags: dict[str, str]) -> Check:
@@ -46,52 +60,72 @@ def _contract(report_path: Path, version_tags: dict[str, str]) -> Check:
     return contract_check(True, f"data {trained_on} passed contract '{report.get('contract')}'")
 
 
-def _vs_champion(params: PromoteParams, name: str, champion: str | None, metrics: dict[str, float]) -> Check:
+def _vs_champion(params: PromoteParams, name: str, champion: str | None, metrics: dict[str, float], test: Any) -> Check:
     candidate = metrics.get(params.compare_metric)
     if candidate is None:
         return Check(name="vs_champion", status="error", detail=f"metric {params.compare_metric!r} missing")
     if champion is None:
-        return champion_check(params.compare_metric, candidate, None, params.tolerance)
+        return champion_check(params.compare_metric, candidate, None, params.min_improvement)
     try:
         model = tracking.load_model(f"models:/{name}/{champion}")
-        X, y = features_and_target(read_csv(TEST, "preprocess"))
+        X, y = features_and_target(test)
         score = classification_metrics(y, model.predict(X))[params.compare_metric]
     except Exception as exc:  # any failure to re-score the champion must fail closed, whatever raised it
         return Check(name="vs_champion", status="error", detail=f"cannot re-score champion v{champion}: {exc}")
-    return champion_check(params.compare_metric, candidate, score, params.tolerance)
+    return champion_check(params.compare_metric, candidate, score, params.min_improvement)
 
 
-def run(params: PromoteParams, metadata: Path = METADATA, report: Path = REPORT) -> Verdict:
-    """Gate the version named in ``metadata``; apply and record the verdict."""
-    import mlflow
-
-    meta = read_json(metadata, "train")
-    metrics = read_json(METRICS, "evaluate")
-    name, version = meta["registered_model"], str(meta["version"])
-    tracking.configure()
+def gate(
+    params: PromoteParams,
+    name: str,
+    version: str,
+    metrics: dict[str, float],
+    contract: Check,
+    test: Any,
+    mode: Mode,
+    experiment: str | None = None,
+) -> Verdict:
+    """Decide for ``name`` v``version`` (scored ``metrics`` on ``test``) against the current champion."""
     champion = registry.alias_version(name, registry.CHAMPION)
     with tracking.translate_errors(f"reading {name} version {version}"):
-        tags = dict(registry.client().get_model_version(name, version).tags)
-
+        tags = dict(tracking.client().get_model_version(name, version).tags)
     checks = [
-        _contract(report, tags),
+        evaluated_check(tags.get(registry.EVALUATED) == "true"),
+        contract,
         *threshold_checks(metrics, {"accuracy": params.min_accuracy, "f1_macro": params.min_f1_macro}),
     ]
     if champion != version:
-        checks.append(_vs_champion(params, name, champion, metrics))
-    verdict = decide(name, version, champion, checks)
-    write_json(VERDICT, verdict.model_dump(mode="json"))
+        checks.append(_vs_champion(params, name, champion, metrics, test))
+    return decide(name, version, champion, checks, experiment=experiment, mode=mode)
 
+
+def apply(verdict: Verdict, run_id: str) -> None:
+    """Move aliases and tag the version as the verdict says; log the verdict to the version's run."""
+    import mlflow
+
+    name, version = verdict.model, verdict.version
+    contract = next((c for c in verdict.checks if c.name == "data_contract"), None)
+    tags: dict[str, str] = {"promotion.mode": verdict.mode}
+    if contract is not None and contract.status != "error":
+        tags[CONTRACT_TAG] = contract.status
     if verdict.decision == "promoted":
-        registry.promote(name, version, previous=champion)
-        registry.tag_version(name, version, {"promotion": "champion"})
+        registry.promote(name, version, previous=verdict.champion_before)
+        tags.update({"promotion": "promoted", "promotion.reason": "passed every check of the gate"})
+    elif verdict.decision == "challenger":
+        registry.set_challenger(name, version)
+        tags.update({"promotion": "challenger", "promotion.reason": "passed the gate in an experiment"})
     elif verdict.decision == "rejected":
-        registry.tag_version(name, version, {"promotion": "rejected", "promotion.reason": verdict.reason})
-    with tracking.resume_run(meta["run_id"]), tracking.translate_errors("logging the verdict"):
+        tags.update({"promotion": "rejected", "promotion.reason": verdict.reason})
+    registry.tag_version(name, version, tags)
+    with tracking.resume_run(run_id), tracking.translate_errors("logging the verdict"):
         mlflow.set_tag("promotion", verdict.decision)
         mlflow.log_metrics({f"gate_{c.name}_passed": float(c.status == "pass") for c in verdict.checks})
-        mlflow.log_artifact(str(VERDICT), artifact_path="promotion")
+        mlflow.log_dict(verdict.model_dump(mode="json"), f"promotion/verdict-{verdict.mode}.json")
 
+
+def report(verdict: Verdict) -> None:
+    """Say what the gate decided; raise when it could not decide (nothing moved)."""
+    name, version, champion = verdict.model, verdict.version, verdict.champion_before
     if verdict.decision == "error":
         raise MlpipelineError(
             f"promotion gate could not decide for {name} v{version}, nothing promoted "
@@ -99,6 +133,16 @@ def run(params: PromoteParams, metadata: Path = METADATA, report: Path = REPORT)
         )
     if verdict.decision == "promoted":
         logger.info("PROMOTED %s v%s to champion (previous champion: %s)", name, version, champion or "none")
+    elif verdict.decision == "challenger":
+        logger.info(
+            "CHALLENGER %s v%s passed the gate in experiment %s; champion stays %s. Promote it with "
+            "`mlpipeline promote --version %s`",
+            name,
+            version,
+            verdict.experiment,
+            f"v{champion}" if champion else "none",
+            version,
+        )
     elif verdict.decision == "rejected":
         logger.warning(
             "REJECTED %s v%s, champion stays %s: %s",
@@ -109,4 +153,69 @@ def run(params: PromoteParams, metadata: Path = METADATA, report: Path = REPORT)
         )
     else:
         logger.info("%s v%s is already the champion", name, version)
+
+
+def run(params: PromoteParams, paths: Paths) -> Verdict:
+    """Gate the version train registered for the model in ``models/``; apply and record the verdict."""
+    settings = env_settings()
+    tracking.configure()
+    meta = read_json(paths.model_meta, "train")
+    metrics = read_json(paths.metrics, "evaluate")
+    name = meta["registered_model"]
+    run_id = tracking.find_model_run(meta["experiment"], meta["model_md5"], settings.dvc_exp_name)
+    version = registry.version_of_run(name, run_id)
+    with tracking.translate_errors(f"reading {name} version {version}"):
+        tags = dict(tracking.client().get_model_version(name, version).tags)
+    mode: Mode = "experiment" if settings.in_experiment and not params.from_experiments else "workspace"
+    verdict = gate(
+        params,
+        name,
+        version,
+        metrics,
+        _contract(paths.validation, tags),
+        read_csv(paths.test, "preprocess"),
+        mode,
+        settings.dvc_exp_name,
+    )
+    write_json(paths.verdict, verdict.model_dump(mode="json"))
+    apply(verdict, run_id)
+    report(verdict)
     return verdict
+
+
+def promote_version(params: PromoteParams, name: str, version: str, locate: Callable[[str], Path | None]) -> Verdict:
+    """The explicit act: gate an already evaluated version (e.g. an experiment's challenger) now, outside DVC.
+
+    Its floors use its recorded test metrics; the champion is re-scored on the version's own test set, read from
+    the DVC cache by the hash its lineage records; its data contract result is the one the promote stage
+    recorded when it first gated it. Anything missing fails closed. ``locate`` finds a file by its md5 (the
+    CLI passes the DVC cache lookup).
+    """
+    with tracking.translate_errors(f"reading {name} version {version}"):
+        mv = registry.resolve(name, version)
+        run = tracking.client().get_run(mv.run_id)
+    version = str(mv.version)
+    tags = dict(mv.tags)
+    metrics = {k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")}
+    recorded = tags.get(CONTRACT_TAG)
+    contract = (
+        contract_check(recorded == "pass", f"recorded by the promote stage: {recorded}")
+        if recorded in ("pass", "fail")
+        else contract_check(None, f"v{version} was never gated by the promote stage: its data contract is unknown")
+    )
+    test_md5 = tags.get("data.test.md5")
+    test_file = locate(test_md5) if test_md5 else None
+    if test_file is None:
+        raise MlpipelineError(
+            f"the test set of {name} v{version} (md5 {test_md5 or 'unknown'}) is not in the DVC cache, so the "
+            "champion cannot be re-scored on it: `dvc pull` (or `dvc exp apply` its experiment) and retry"
+        )
+    verdict = gate(params, name, version, metrics, contract, read_csv(test_file, "preprocess"), "explicit")
+    apply(verdict, mv.run_id)
+    report(verdict)
+    return verdict
+
+
+def main(params: Params, paths: Paths) -> Verdict:
+    """The DVC stage."""
+    return run(params.promote, paths)

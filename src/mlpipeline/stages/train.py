@@ -1,82 +1,91 @@
-"""Train: fit the configured model, log it to MLflow and register a new version; keep a copy under models/."""
+"""Train: fit the configured model, write it to ``models/`` and log it to MLflow as a new registered version.
+
+``models/model`` is a canonical MLflow model directory (the same bytes for the same data and params, on any
+machine), and the registry gets exactly those bytes. Nothing per-run is written to a DVC output: the run id,
+version number and times live in MLflow, which finds the run again by the model file's hash.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 from mlpipeline.core.metrics import classification_metrics
 from mlpipeline.core.models import build_model
 from mlpipeline.core.split import features_and_target, labels_of
 from mlpipeline.errors import DataContractError
-from mlpipeline.io import registry, tracking
+from mlpipeline.faults import checkpoint
+from mlpipeline.io import modeldir, registry, tracking
 from mlpipeline.io.files import read_csv, write_json
-from mlpipeline.io.lineage import lineage_tags
-from mlpipeline.settings import TrainParams
-from mlpipeline.stages.preprocess import TEST, TRAIN
+from mlpipeline.io.lineage import PARAMS_ARTIFACT, lineage_tags
+from mlpipeline.paths import Paths
+from mlpipeline.settings import Params, TrainParams, env_settings
 
 logger = logging.getLogger(__name__)
-
-MODELS = Path("models")
-MODEL_DIR = MODELS / "model"
-METADATA = MODELS / "model_metadata.json"
-TRAIN_METRICS = Path("metrics/train_metrics.json")
 
 
 @dataclass(frozen=True)
 class TrainResult:
     run_id: str
-    experiment_id: str
     registered_model: str
     version: str
-    model_uri: str
-    model_id: str
+    model_md5: str
 
 
-def run(params: TrainParams, train_csv: Path = TRAIN) -> TrainResult:
-    """Fit on ``train_csv``; log params, train metrics and the model to one new MLflow run; register it."""
+def run(params: TrainParams, paths: Paths) -> TrainResult:
+    """Fit on the train split; write the model and its description; log params, metrics and model to a new run."""
     import mlflow
 
-    df = read_csv(train_csv, "preprocess")
+    settings = env_settings()
+    tracking.configure()  # first: a tracking server that is down fails the stage before any work
+    df = read_csv(paths.train, "preprocess")
     X, y = features_and_target(df)
+    labels = labels_of(df)
     model = build_model(params)
     try:
         model.fit(X, y)
     except ValueError as exc:
-        raise DataContractError(f"cannot train on {train_csv}: {exc}") from exc
+        raise DataContractError(f"cannot train on {paths.train}: {exc}") from exc
     metrics = classification_metrics(y, model.predict(X))
+    model_md5 = modeldir.save(model, paths.model_dir, X.head(5), labels)
 
-    tracking.configure()
-    tags = lineage_tags({"train": train_csv, "test": TEST})
-    with (
-        tracking.start_run(params.experiment, tags=tags) as active,
-        tracking.translate_errors("logging the run"),
-    ):
+    tags = {**lineage_tags({"train": paths.train}, paths.params, settings), tracking.MODEL_MD5_TAG: model_md5}
+    with tracking.start_run(params.experiment, tags=tags) as active, tracking.translate_errors("logging the run"):
         mlflow.log_params(
             {"model": params.model, **params.model_params(), "n_train_rows": len(X), "n_features": X.shape[1]}
         )
         mlflow.log_metrics({f"train_{k}": v for k, v in metrics.items()})
-        info = tracking.log_model(model, X.head(5), params.registered_model, labels_of(df))
-        run_id, experiment_id = active.info.run_id, active.info.experiment_id
-    version = str(info.registered_model_version)
-    registry.tag_version(params.registered_model, version, tags)
-    result = TrainResult(
-        run_id=run_id,
-        experiment_id=experiment_id,
-        registered_model=params.registered_model,
-        version=version,
-        model_uri=f"models:/{params.registered_model}/{version}",
-        model_id=str(info.model_id),
+        mlflow.log_text(paths.params.read_text(encoding="utf-8"), PARAMS_ARTIFACT)  # what reproduce rebuilds with
+        version = tracking.log_model_dir(
+            paths.model_dir, params.registered_model, active, {**tags, registry.EVALUATED: "false"}
+        )
+        checkpoint("train.registered")
+        run_id = active.info.run_id
+    write_json(paths.train_metrics, metrics)
+    write_json(
+        paths.model_meta,
+        {
+            "experiment": params.experiment,
+            "registered_model": params.registered_model,
+            "model": params.model,
+            "params": params.model_params(),
+            "model_md5": model_md5,
+            "features": [str(c) for c in X.columns],
+            "labels": {str(code): name for code, name in sorted(labels.items())},
+            "n_train_rows": len(X),
+        },
     )
-    tracking.copy_model(info.model_uri, MODEL_DIR)
-    write_json(TRAIN_METRICS, metrics)
-    write_json(METADATA, asdict(result))
     logger.info(
-        "trained %s (train accuracy %.3f); registered %s in run %s",
+        "trained %s (train accuracy %.3f); registered %s v%s in run %s",
         params.model,
         metrics["accuracy"],
-        result.model_uri,
+        params.registered_model,
+        version,
         run_id,
     )
-    return result
+    return TrainResult(run_id=run_id, registered_model=params.registered_model, version=version, model_md5=model_md5)
+
+
+def main(params: Params, paths: Paths) -> TrainResult:
+    """The DVC stage."""
+    return run(params.train, paths)

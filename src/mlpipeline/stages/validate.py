@@ -10,11 +10,10 @@ from pydantic import ValidationError
 from mlpipeline.core.contract import Contract, ValidationReport, check_frame
 from mlpipeline.errors import ConfigError, DataContractError
 from mlpipeline.io.files import md5, read_csv, read_yaml, write_json
-from mlpipeline.settings import ValidateParams
+from mlpipeline.paths import Paths
+from mlpipeline.settings import Params, ValidateParams
 
 logger = logging.getLogger(__name__)
-
-REPORT = Path("reports/data_validation.json")
 
 
 def load_contract(path: Path) -> Contract:
@@ -27,7 +26,7 @@ def load_contract(path: Path) -> Contract:
         raise ConfigError(f"data contract {path} is malformed: {problems}") from exc
 
 
-def run(params: ValidateParams, raw: Path, report: Path = REPORT) -> ValidationReport:
+def run(params: ValidateParams, raw: Path, report: Path) -> ValidationReport:
     """Check ``raw``; write the report either way and raise DataContractError naming every failing column."""
     contract = load_contract(Path(params.contract))
     df = read_csv(raw, "ingest")
@@ -44,3 +43,8 @@ def run(params: ValidateParams, raw: Path, report: Path = REPORT) -> ValidationR
         result.class_counts,
     )
     return result
+
+
+def main(params: Params, paths: Paths) -> ValidationReport:
+    """The DVC stage: check ``data/raw/<ingest.name>.csv`` against ``validate.contract``."""
+    return run(params.validate_, paths.raw, paths.validation)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlpipeline.cli import main
-from mlpipeline.io.launcher import IMAGE_INPUTS, container_env, image_tag
+from mlpipeline.runtimes.docker import IMAGE_INPUTS, container_env, image_tag
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,6 +5,10 @@ same absolute path and works in the same directory, so no path is ever written d
 copies (under ``.dvc/tmp/exps``) work too. It runs as the caller's uid:gid, so outputs belong to the user,
 with no network unless ``MLPIPELINE_DOCKER_NETWORK`` names one (e.g. the team stack's compose network).
 MLflow settings and credentials are passed through from the environment, never baked into images.
+
+A container is labelled with the launcher process that started it. If that process is killed (``kill -9`` of a
+``dvc repro``), its container is an orphan: the next launch in the same project stops and removes it before
+starting anything, so a crash never leaves a stage running behind the next run's back.
 """
 
 from __future__ import annotations
@@ -12,15 +16,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from mlpipeline.errors import ConfigError, MlpipelineError, ServiceUnavailableError
+from mlpipeline.io.files import owner_alive, owner_token
+from mlpipeline.paths import STAGES as ALL_STAGES
+from mlpipeline.settings import env_settings, project_root
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "promote")
+# The stages that run in containers (check-params only reads params.yaml, where DVC runs).
+STAGES = tuple(stage for stage in ALL_STAGES if stage != "check-params")
 IMAGE_INPUTS = ("docker/Dockerfile", "uv.lock", "pyproject.toml")
 IN_CONTAINER = "MLPIPELINE_IN_CONTAINER"
 # Passed through to stage containers when set: tracking, S3 and our own settings. Never written anywhere.
@@ -44,9 +53,9 @@ def image_name(stage: str, root: Path) -> str:
     return f"mlpipeline-{stage}:{image_tag(root)}"
 
 
-def _project_root() -> Path:
+def _mount_root() -> Path:
     """The directory to mount: DVC's repo root (the parent of an experiment's temp copy) or the cwd."""
-    root = Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    root = project_root()
     cwd = Path.cwd().resolve()
     return root if cwd == root or root in cwd.parents else cwd
 
@@ -82,15 +91,40 @@ def _client() -> Any:
     return client
 
 
+def _launcher() -> str:
+    """This launcher process, as a label value: ``<host>/<pid>-<start time>``."""
+    return f"{socket.gethostname()}/{owner_token()}"
+
+
+def remove_orphans(client: Any, root: Path) -> list[str]:
+    """Stop and remove this project's stage containers whose launcher (on this host) no longer runs."""
+    from docker.errors import NotFound
+
+    host = socket.gethostname()
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": f"mlpipeline.project={root}"}):
+        launcher_host, _, token = str(container.labels.get("mlpipeline.launcher", "")).partition("/")
+        if launcher_host == host and not owner_alive(token):
+            try:
+                container.remove(force=True)
+            except NotFound:
+                continue
+            removed.append(container.name)
+            logger.warning("removed container %s: the run that started it was killed", container.name)
+    return removed
+
+
 def run_in_container(stage: str, args: list[str]) -> int:
-    """Run ``mlpipeline <stage> <args>`` in the stage's image; stream its output; return its exit code."""
+    """Run ``python -m mlpipeline.stages <stage> <args>`` in the stage's image; stream its output; return its
+    exit code."""
     from docker.errors import APIError, ImageNotFound
 
     if stage not in STAGES:
         raise ConfigError(f"unknown stage {stage!r}")
     cwd = Path.cwd().resolve()
-    root = _project_root()
+    root = _mount_root()
     client = _client()
+    remove_orphans(client, root)
     image = image_name(stage, cwd)
     try:
         client.images.get(image)
@@ -99,19 +133,19 @@ def run_in_container(stage: str, args: list[str]) -> int:
             f"image {image} not found: the stage images are missing or older than docker/Dockerfile, uv.lock or "
             "pyproject.toml. Run `make build`"
         ) from exc
-    network = os.environ.get("MLPIPELINE_DOCKER_NETWORK", "none")
+    network = env_settings().mlpipeline_docker_network
     logger.debug("running %s in %s (network %s, mount %s)", stage, image, network, root)
     try:
         container = client.containers.run(
             image,
-            ["python", "-m", "mlpipeline", stage, *args],
+            ["python", "-m", "mlpipeline.stages", stage, *args],
             detach=True,
             user=f"{os.getuid()}:{os.getgid()}",
             working_dir=str(cwd),
             volumes={str(root): {"bind": str(root), "mode": "rw"}},
             environment=container_env(cwd),
             network_mode=network,
-            labels={"mlpipeline.stage": stage},
+            labels={"mlpipeline.stage": stage, "mlpipeline.project": str(root), "mlpipeline.launcher": _launcher()},
         )
     except APIError as exc:
         raise MlpipelineError(f"cannot start {image}: {exc.explanation or exc}") from exc
