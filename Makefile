@@ -9,8 +9,8 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
-# Stages run as `python -m mlpipeline ...` (see dvc.yaml): put the project's environment first on PATH.
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# dvc and mlpipeline from the project's environment (stages find it themselves: see bin/stage).
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UI_PORT ?= 5000
 ARGS ?=
@@ -29,7 +29,7 @@ STAGE ?=
 COMPOSE_ENV = PROJECT_DIR="$(CURDIR)" MLPIPELINE_UID="$$(id -u)" MLPIPELINE_GID="$$(id -g)" \
 	DOCKER_GID="$$(stat -c %g $(DOCKER_SOCKET))" DOCKER_SOCKET="$(DOCKER_SOCKET)" MLPIPELINE_IMAGE_TAG="$(IMAGE_TAG)"
 
-.PHONY: help setup run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
+.PHONY: help setup lock setup-env git-sync run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
 	build run-docker run-stage serve serve-docker up down ps logs setup-remote push pull dagshub
 
 help: ## List the commands
@@ -47,13 +47,36 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 setup: $(VENV)/.synced ## Install the locked environment (uv, from uv.lock) into .venv
 	@echo "environment ready: $(VENV) (python -m mlpipeline --help)"
 
-run: setup ## Run the whole pipeline (dvc repro): only what changed reruns
+lock: | $(UV) ## Re-resolve uv.lock and write each stage's requirements/<stage>.txt from it
+	@$(UV) lock
+	@$(UV) export --frozen --no-default-groups --no-emit-project --no-hashes --quiet -o requirements/check-params.txt
+	@for stage in $(STAGES); do \
+	  $(UV) export --frozen --no-default-groups --group $$stage --no-emit-project --no-hashes --quiet \
+	    -o requirements/$$stage.txt; \
+	done
+	@echo "uv.lock and requirements/ are up to date: commit them together"
+
+setup-env: ## Create .env from .env.example (never overwrites an existing .env; readable by you only)
+	@if [ -e .env ]; then echo ".env exists: left as it is (compare with .env.example)"; else \
+	  umask 077 && cp .env.example .env && chmod 600 .env && echo "created .env from .env.example: set your passwords in it"; fi
+
+run: setup ## Run the whole pipeline (dvc repro): params checked first, only what changed reruns
+	@mlpipeline check-params
 	@dvc repro $(ARGS)
+	@mlpipeline promote --after-experiment
 	@echo
 	@dvc metrics show
 	@echo
 	@echo "Outputs: data/raw, data/processed, models/, metrics/, plots/, reports/ (dvc.lock records their hashes)"
 	@echo "Experiments: 'make ui' opens MLflow on http://127.0.0.1:$(UI_PORT)  |  compare runs: make exp ARGS=\"-S train.n_estimators=300\""
+
+git-sync: setup ## Record the pipeline's state: push its data to the DVC remote, then commit and push the code
+	@dvc status --quiet || { echo "error: outputs differ from dvc.lock (dvc status): run make run first"; exit 1; }
+	@mlpipeline push $(ARGS)
+	@git add dvc.yaml dvc.lock params.yaml requirements contracts data/sources $$(git ls-files -m -- '*.gitignore')
+	@if git diff --cached --quiet; then echo "nothing new to commit"; else \
+	  git commit -q -m "$${MSG:-Pipeline state: dvc.lock and params (make git-sync)}" && git log -1 --format='committed %h %s'; fi
+	@git push $(GIT_PUSH_ARGS)
 
 build: ## Build the stage images, the serving image and the DVC runner image (BASE_IMAGE=python:3.11-slim-bookworm)
 	@command -v docker >/dev/null || { echo "error: docker not found; install Docker (or .ci/provision-docker.sh)"; exit 1; }
@@ -132,7 +155,8 @@ metrics: setup ## Show the metrics of the workspace (dvc metrics show)
 plots: setup ## Render the plots to dvc_plots/index.html (dvc plots show)
 	@dvc plots show
 
-exp: setup ## Run an experiment: make exp ARGS="-S train.n_estimators=300"
+exp: setup ## Run an experiment (never moves champion): make exp ARGS="-S train.n_estimators=300"
+	@mlpipeline check-params $(ARGS)
 	@dvc exp run $(ARGS)
 	@dvc exp show --no-pager --md --drop 'Created|State|Executor' 2>/dev/null || dvc exp show --no-pager
 
