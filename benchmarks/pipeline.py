@@ -71,7 +71,7 @@ def once(workdir: Path, runtime: str) -> dict[str, float]:
 
 def images_built() -> bool:
     sys.path.insert(0, str(REPO / "src"))
-    from mlpipeline.io.launcher import image_name
+    from mlpipeline.runtimes.docker import image_name
 
     name = image_name("train", REPO)
     return subprocess.run(["docker", "image", "inspect", name], capture_output=True, check=False).returncode == 0

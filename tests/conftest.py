@@ -28,6 +28,11 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def uv_path() -> str:
+    """The uv that `make setup` uses (on PATH, or installed into the repo's .tools/)."""
+    return shutil.which("uv") or str(REPO / ".tools" / "bin" / "uv")
+
+
 def project_env(project: Path) -> dict[str, str]:
     """Environment for running DVC in a copy of the repo: its own code first, the local MLflow store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLPIPELINE_", "DVC_"))}
@@ -69,6 +74,10 @@ class Project:
 
     def repro(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("dvc", "repro", *args, check=check)
+
+    def make(self, *targets: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``make <targets>`` as a user runs it, with this test run's environment (no install in the copy)."""
+        return self.run("make", *targets, f"VENV={VENV_BIN.parent}", f"UV={uv_path()}", check=check)
 
     def set_param(self, dotted: str, value: object) -> None:
         import yaml

@@ -18,6 +18,7 @@ def iris_csv(path: Path, *, rows: list[str] | None = None, header: str = IRIS_HE
         rows = [
             f"5.{i},3.{i},1.{i},0.{i},{label}" for label in ("setosa", "versicolor", "virginica") for i in range(12)
         ]
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "\n" + "\n".join(rows) + ("\n" if rows else ""))
     return path
 
@@ -42,7 +43,7 @@ def test_help_lists_every_stage(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_good_csv_source_passes_ingest_and_validate(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    use_source(workdir, iris_csv(workdir / "in.csv"))
+    use_source(workdir, iris_csv(workdir / "data/sources/in.csv"))
     assert run_cli(capsys, "ingest")[0] == 0
     code, out = run_cli(capsys, "validate")
     assert code == 0, out
@@ -69,7 +70,7 @@ def test_bad_csv_fails_validate_with_one_clear_line(
 ) -> None:
     good = iris_csv(workdir / "good.csv").read_text().splitlines()[1:]
     bad_rows = None if rows is None else good + rows if rows else []
-    use_source(workdir, iris_csv(workdir / "in.csv", rows=bad_rows, header=header))
+    use_source(workdir, iris_csv(workdir / "data/sources/in.csv", rows=bad_rows, header=header))
     assert run_cli(capsys, "ingest")[0] == 0
     code, out = run_cli(capsys, "validate")
     assert code == 3
@@ -107,7 +108,7 @@ def test_bad_params_fail_before_any_work(
 
 
 def test_missing_inputs_say_which_stage_to_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run_cli(capsys, "validate", "--raw", "data/raw/iris.csv")
+    code, out = run_cli(capsys, "validate")
     assert code == 1
     assert "run the ingest stage first" in out
 
@@ -139,3 +140,64 @@ def test_serve_without_a_champion_says_what_to_do(workdir: Path, capsys: pytest.
     assert "no model to serve" in out
     assert "make run" in out
     assert "Traceback" not in out
+
+
+GARBAGE = {
+    "binary": b"\x00\xff\xfe\x00PK\x03\x04" * 50,
+    "latin-1": "sepal_length_cm,species\n5.0,caf\xe9\n".encode("latin-1"),
+    "header-only": b"sepal_length_cm,species\n",
+    "no-label-column": b"a,b\n1,2\n",
+    "ragged-rows": b"sepal_length_cm,species\n1,setosa,extra,cells\n2\n",
+    "quotes": b'sepal_length_cm,species\n"1,setosa\n',
+    "huge-number": b"sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm,species\n1e400,1,1,1,setosa\n",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("content", GARBAGE.values(), ids=GARBAGE.keys())
+def test_user_data_never_produces_an_internal_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    source = workdir / "data/sources/in.csv"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(content)
+    use_source(workdir, source)
+    codes = []
+    for stage in ("ingest", "validate", "preprocess"):
+        code, out = run_cli(capsys, stage)
+        codes.append(code)
+        assert code != 70, out
+        assert "internal error" not in out
+        assert "Traceback" not in out
+        if code:
+            break
+    assert codes[-1] in (1, 2, 3)
+
+
+def test_a_source_outside_data_sources_names_the_folder(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    iris_csv(workdir / "in.csv")
+    use_source(workdir, workdir / "in.csv")
+    code, out = run_cli(capsys, "check-params")
+    assert code == 2
+    assert "data/sources/" in out
+
+
+def test_check_params_checks_an_experiment_s_overrides(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "check-params", "-S", "train.max_depth=3", "--queue", "-n", "x")[0] == 0
+    code, out = run_cli(capsys, "check-params", "-S", "train.max_dept=3")
+    assert code == 2
+    assert "train.max_dept" in out
+    code, out = run_cli(capsys, "check-params", "-S", "train.n_estimators=1,0")  # a sweep: each one checked
+    assert code == 2
+    assert "'train.n_estimators'" in out
+    assert run_cli(capsys, "check-params", "-S", "train.n_estimators=1,5")[0] == 0
+    code, out = run_cli(capsys, "check-params", "--params", "absent.yaml")
+    assert code == 2
+    assert "absent.yaml not found" in out
+
+
+def test_exit_codes_from_commands_reach_the_shell(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli(capsys, "promote", "--version", "1", "--after-experiment")
+    assert code == 2
+    code, _ = run_cli(capsys, "no-such-command")
+    assert code == 2

@@ -28,3 +28,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO / ".ci/run").read_text()
     assert "make test" in ci
     assert "make lint" in ci
+
+
+def test_readme_exit_codes_are_the_code_s() -> None:
+    from mlpipeline import errors
+
+    documented = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", README, re.MULTILINE))
+    in_code = {str(v) for k, v in vars(errors).items() if k.startswith("EXIT_")}
+    assert set(documented) == in_code
+    table = re.findall(r"^(\d+) +(.+)$", errors.__doc__ or "", re.MULTILINE)
+    assert {code: text.replace("``", "`") for code, text in table} == documented

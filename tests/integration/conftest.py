@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -10,21 +11,21 @@ import pytest
 
 from tests.conftest import Project, copy_project
 
-STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "promote"]
+STAGES = ["check-params", "ingest", "validate", "preprocess", "train", "evaluate", "promote"]
 
 
 def ran(output: str) -> list[str]:
     """Stages `dvc repro` ran, in order."""
     import re
 
-    return re.findall(r"Running stage '([a-z_]+)'", output)
+    return re.findall(r"Running stage '([a-z_-]+)'", output)
 
 
 @pytest.fixture(scope="module")
 def done(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """One project, run once from nothing; tests that change it work on their own copy (`copy_of`)."""
+    """One project, run once from nothing with `make run`; tests that change it work on their own copy."""
     project = Project(copy_project(tmp_path_factory.mktemp("done")))
-    result = project.repro()
+    result = project.make("run")
     assert ran(result.stdout) == STAGES, result.stdout
     return project
 
@@ -51,3 +52,20 @@ def client(project: Project):  # type: ignore[no-untyped-def]
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=f"sqlite:///{project.path('mlflow.db')}")
+
+
+def model_run(project: Project):  # type: ignore[no-untyped-def]
+    """The MLflow run that logged the model in the project's models/ (found by the model's md5, as evaluate does)."""
+    meta = json.loads(project.path("models/model_metadata.json").read_text())
+    runs = client(project).search_runs(
+        [client(project).get_experiment_by_name(meta["experiment"]).experiment_id],
+        filter_string=f"tags.`mlpipeline.model_md5` = '{meta['model_md5']}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    assert runs, meta
+    return runs[0]
+
+
+def version_of(project: Project, run_id: str) -> str:
+    (version,) = client(project).search_model_versions(f"run_id='{run_id}'")
+    return str(version.version)

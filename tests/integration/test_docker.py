@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpipeline.io.launcher import STAGES, image_tag
+from mlpipeline.runtimes.docker import STAGES, image_tag
 from tests.conftest import REPO, Project, copy_project
 from tests.integration.conftest import client, ran
 from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
@@ -83,7 +83,7 @@ def as_user(project: Project, *cmd: str, check: bool = True) -> subprocess.Compl
 
 def test_run_docker_matches_local_and_outputs_belong_to_the_user(shared_project: Project, done: Project) -> None:
     result = as_user(shared_project, "make", "run-docker")
-    assert ran(result.stdout) == ["ingest", "validate", "preprocess", "train", "evaluate", "promote"]
+    assert ran(result.stdout) == ["check-params", "ingest", "validate", "preprocess", "train", "evaluate", "promote"]
     assert file_hashes(shared_project, DETERMINISTIC) == file_hashes(done, DETERMINISTIC)
     outputs = [p for d in ("data", "metrics", "models", "plots", "reports") for p in shared_project.path(d).rglob("*")]
     outputs += [shared_project.path("dvc.lock"), shared_project.path("mlflow.db")]
@@ -106,7 +106,7 @@ def test_experiment_in_a_temp_copy_runs_in_containers(project: Project) -> None:
     project.env = env
     project.repro()
     project.run("git", "add", "-A")
-    project.run("git", "commit", "-qm", "baseline")
+    project.run("git", "commit", "--allow-empty", "-qm", "baseline")
     project.run("dvc", "exp", "run", "--temp", "-S", "train.n_estimators=20", "--name", "small")
     shown = project.run("dvc", "exp", "show", "--json").stdout
     assert '"small"' in shown
@@ -119,14 +119,21 @@ def test_experiment_in_a_temp_copy_runs_in_containers(project: Project) -> None:
 def test_stage_failing_in_its_container_is_not_recorded(project: Project) -> None:
     project.env = {**project.env, "MLPIPELINE_RUNTIME": "docker"}
     project.repro()
-    lock_before = yaml.safe_load(project.path("dvc.lock").read_text())["stages"]["train"]
-    project.set_param("train.max_dept", 3)
+    lock_before = yaml.safe_load(project.path("dvc.lock").read_text())["stages"]["validate"]
+    rows = [line.split(",") for line in project.path("data/raw/iris.csv").read_text().splitlines()]
+    target = rows[0].index("target")
+    rows = [row[:target] + row[target + 1 :] for row in rows]  # features and the label's name
+    rows[0][-1] = "species"
+    rows[5][1] = "oops"
+    project.path("data/sources/bad.csv").write_text("\n".join(",".join(row) for row in rows) + "\n")
+    project.set_param("ingest.source", "data/sources/bad.csv")
+    project.set_param("ingest.target", "species")
     failed = project.repro(check=False)
     assert failed.returncode != 0
-    assert "unknown key 'train.max_dept'" in failed.stderr  # the stage's own message, from inside the container
+    assert "breaks data contract 'iris'" in failed.stderr  # the stage's own message, from inside its container
     assert "Traceback" not in failed.stderr
-    assert yaml.safe_load(project.path("dvc.lock").read_text())["stages"]["train"] == lock_before
-    assert "train" in project.run("dvc", "status").stdout
+    assert yaml.safe_load(project.path("dvc.lock").read_text())["stages"]["validate"] == lock_before
+    assert "validate" in project.run("dvc", "status").stdout
 
 
 def test_missing_or_stale_image_says_make_build(project: Project) -> None:

@@ -48,11 +48,10 @@ def test_gate_promotes_rejects_and_rolls_back(done: Project, tmp_path: Path) -> 
     assert tags["promotion"] == "rejected"
     assert "min_accuracy" in tags["promotion.reason"]
 
-    # At least as good (same model, another seed): promoted; the old champion keeps previous-champion.
+    # Better (depth 3 scores f1 0.967 against the champion's 0.933 on this test set): promoted; the old champion
+    # keeps previous-champion.
     project.set_param("train.n_estimators", 100)
-    project.set_param("train.max_depth", 5)
-    project.set_param("train.seed", 7)
-    project.set_param("promote.tolerance", 0.05)
+    project.set_param("train.max_depth", 3)
     project.repro()
     assert verdict(project)["decision"] == "promoted"
     assert aliases(project) == {"champion": "3", "previous-champion": "1"}
@@ -109,7 +108,7 @@ def test_lineage_matches_dvc_lock_and_git_and_reproduce_matches(done: Project, t
     project.set_param("preprocess.seed", 1)
     shutil.rmtree(project.path("data"))
     result = project.run("mlpipeline", "reproduce", "champion")
-    assert "MATCH: the model's data and metrics were reproduced exactly" in result.stdout
+    assert "MATCH: rebuilt from its commit and recorded params" in result.stdout
     assert "DIFFERS" not in result.stdout
     assert aliases(project) == {"champion": "1"}  # the reproduction registered nothing here
     assert len(client(project).search_model_versions(f"name='{MODEL}'")) == 1

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project, copy_project
-from tests.integration.conftest import client, copy_of, ran
+from tests.integration.conftest import client, copy_of, model_run, ran, version_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("pipeline")]
 
 # Data and metrics outputs that must be byte-identical between runs with the same params.
-DETERMINISTIC = [
+DETERMINISTIC = [  # every output, models included, is byte-identical for the same inputs
+    "reports/params_check.json",
     "data/raw/iris.csv",
     "reports/data_validation.json",
     "data/processed/train.csv",
@@ -24,14 +25,13 @@ DETERMINISTIC = [
     "metrics/confusion_matrix.json",
     "plots/predictions.csv",
     "plots/confusion_matrix.png",
-]
-OUTPUTS = [
-    *DETERMINISTIC,
-    "metrics/promotion.json",
     "models/model_metadata.json",
     "models/model/MLmodel",
     "models/model/model.skops",
+    "models/model/python_env.yaml",
+    "models/model/requirements.txt",
 ]
+OUTPUTS = [*DETERMINISTIC, "metrics/promotion.json"]
 
 
 def file_hashes(project: Project, files: list[str]) -> dict[str, str]:
@@ -58,26 +58,28 @@ def test_full_run_produces_every_output(done: Project) -> None:
 
 def test_one_mlflow_run_holds_train_and_evaluate(done: Project) -> None:
     meta = json.loads(done.path("models/model_metadata.json").read_text())
+    assert "run_id" not in meta  # per-run facts live in MLflow, never in a cached output
     mlflow = client(done)
-    run = mlflow.get_run(meta["run_id"])
+    run = model_run(done)
     assert run.data.params["model"] == "random_forest"
     assert run.data.params["n_estimators"] == "100"
     assert {"train_accuracy", "test_accuracy", "test_f1_macro", "test_f1_weighted"} <= set(run.data.metrics)
     assert run.data.metrics["test_accuracy"] == json.loads(done.path("metrics/metrics.json").read_text())["accuracy"]
-    artifacts = {a.path for a in mlflow.list_artifacts(meta["run_id"], "evaluation")}
+    artifacts = {a.path for a in mlflow.list_artifacts(run.info.run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in artifacts
     assert run.data.tags["data.train.md5"] in done.path("dvc.lock").read_text()
-    version = mlflow.get_model_version("iris-classifier", meta["version"])
-    assert version.run_id == meta["run_id"]
-    assert meta["model_uri"] == f"models:/iris-classifier/{meta['version']}"
+    assert run.info.status == "FINISHED"
+    version = mlflow.get_model_version("iris-classifier", version_of(done, run.info.run_id))
+    assert version.tags["mlpipeline.evaluated"] == "true"
+    assert version.tags["mlpipeline.model_md5"] == meta["model_md5"]
 
 
 def test_local_model_copy_predicts_like_the_registered_one(done: Project) -> None:
     import pandas as pd
 
-    from mlpipeline.io.tracking import load_model_dir
+    from mlpipeline.io.modeldir import load
 
-    model = load_model_dir(done.path("models/model"))
+    model = load(done.path("models/model"))
     test = pd.read_csv(done.path("data/processed/test.csv"))
     predicted = model.predict(test.drop(columns=["target", "target_name"]))
     rows = pd.read_csv(done.path("plots/predictions.csv"))
@@ -91,34 +93,53 @@ def test_noop_and_selective_reruns(done: Project, tmp_path: Path) -> None:
     assert project.run("dvc", "status").stdout.strip() == "Data and pipelines are up to date."
 
     project.set_param("train.n_estimators", 50)
-    assert ran(project.repro().stdout) == ["train", "evaluate", "promote"]
+    assert ran(project.repro().stdout) == ["check-params", "train", "evaluate", "promote"]
     versions = client(project).search_model_versions("name='iris-classifier'")
     assert len(versions) == 2
 
     project.set_param("preprocess.test_size", 0.3)
-    assert ran(project.repro().stdout) == ["preprocess", "train", "evaluate", "promote"]
+    assert ran(project.repro().stdout) == ["check-params", "preprocess", "train", "evaluate", "promote"]
     assert len(project.path("data/processed/test.csv").read_text().splitlines()) == 46
 
     module = project.path("src/mlpipeline/stages/train.py")
     module.write_text(module.read_text() + "\n# edited\n")
-    assert ran(project.repro().stdout) == ["train", "evaluate", "promote"]
+    # train reruns; the model comes out byte-identical, so evaluate and promote (which never import train.py) don't.
+    assert ran(project.repro().stdout) == ["train"]
 
     module = project.path("src/mlpipeline/stages/validate.py")
     module.write_text(module.read_text() + "\n# edited\n")
     # validate reruns; its report is byte-identical, so DVC rightly skips what depends only on it.
     assert ran(project.repro().stdout) == ["validate"]
 
+    # A module imported indirectly: train splits features from labels with core/split.py.
+    module = project.path("src/mlpipeline/core/split.py")
+    module.write_text(module.read_text() + "\n# edited\n")
+    assert ran(project.repro().stdout) == ["preprocess", "train", "evaluate", "promote"]
 
-def test_two_runs_from_scratch_are_byte_identical(done: Project, tmp_path: Path) -> None:
+    # A dev tool's version is not an input: only a stage's own resolved packages are.
+    project.path("uv.lock").write_text(project.path("uv.lock").read_text() + "\n# a dev tool moved\n")
+    assert ran(project.repro().stdout) == []
+    requirements = project.path("requirements/evaluate.txt")
+    requirements.write_text(requirements.read_text() + "# matplotlib bumped\n")
+    assert ran(project.repro().stdout) == ["evaluate"]
+
+
+def test_two_clones_run_from_scratch_are_byte_identical_and_match_the_committed_lock(
+    done: Project, tmp_path: Path
+) -> None:
     again = Project(copy_project(tmp_path / "again"))
-    again.repro()
+    again.make("run")
     assert file_hashes(again, DETERMINISTIC) == file_hashes(done, DETERMINISTIC)
+    assert again.path("dvc.lock").read_text() == done.path("dvc.lock").read_text()
+    # A fresh clone's `make run` changes nothing git tracks: the committed dvc.lock is what it produces.
+    for project in (done, again):
+        assert project.run("git", "status", "--porcelain").stdout == "", project.root
 
 
 def test_dvc_experiment(done: Project, tmp_path: Path) -> None:
     project = copy_of(done, tmp_path / "p")
     project.run("git", "add", "-A")
-    project.run("git", "commit", "-qm", "baseline")
+    project.run("git", "commit", "--allow-empty", "-qm", "baseline")
     project.run("dvc", "exp", "run", "-S", "train.n_estimators=50", "--name", "fifty")
     shown = json.loads(project.run("dvc", "exp", "show", "--json").stdout)
     experiments = [e for rev in shown for e in (rev.get("experiments") or [])]
@@ -131,23 +152,26 @@ def test_dvc_experiment(done: Project, tmp_path: Path) -> None:
 def test_bad_data_and_bad_params_lose_nothing(done: Project, tmp_path: Path) -> None:
     project = copy_of(done, tmp_path / "p")
     project.run("git", "add", "-A")
-    project.run("git", "commit", "-qm", "good run")
+    project.run("git", "commit", "--allow-empty", "-qm", "good run")
     before = file_hashes(project, DETERMINISTIC)
     versions = len(client(project).search_model_versions("name='iris-classifier'"))
 
     raw = project.path("data/raw/iris.csv").read_text().splitlines()
     raw[5] = raw[5].replace(raw[5].split(",")[1], "oops", 1)
-    project.path("incoming.csv").write_text("\n".join(raw) + "\n")
-    project.set_param("ingest.source", "incoming.csv")
+    project.path("data/sources/incoming.csv").write_text("\n".join(raw) + "\n")
+    project.set_param("ingest.source", "data/sources/incoming.csv")
     failed = project.repro(check=False)
     assert failed.returncode != 0
     assert "sepal_width_cm: wrong type (not a number) (1 row, e.g. line 6: 'oops')" in failed.stderr
     assert "Traceback" not in failed.stderr
-    # Nothing downstream ran: the model, metrics and registry are as they were.
-    assert file_hashes(project, DETERMINISTIC[2:]) == {k: v for k, v in before.items() if k in DETERMINISTIC[2:]}
+    # Nothing downstream ran: the model, metrics and registry are as they were (ingest wrote the new raw data and
+    # validate its report, which says what is wrong).
+    downstream = [rel for rel in DETERMINISTIC if rel not in ("data/raw/iris.csv", "reports/data_validation.json")]
+    assert file_hashes(project, downstream) == {k: v for k, v in before.items() if k in downstream}
     assert len(client(project).search_model_versions("name='iris-classifier'")) == versions
 
     project.run("git", "checkout", "--", "params.yaml", "dvc.lock")
+    project.path("data/sources/incoming.csv").unlink()
     project.set_param("train.max_dept", 3)
     failed = project.repro(check=False)
     assert failed.returncode != 0

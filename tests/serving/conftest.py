@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +13,10 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_iris
 
+from mlpipeline.core.columns import snake_case
 from mlpipeline.core.models import build_model
 from mlpipeline.core.split import features_and_target, labels_of, stratified_split
-from mlpipeline.io import registry, tracking
-from mlpipeline.io.sources import snake_case
+from mlpipeline.io import modeldir, registry, tracking
 from mlpipeline.serving.model import ModelHolder, registry_loader
 from mlpipeline.settings import TrainParams
 
@@ -36,9 +37,10 @@ class Registry:
         train, self.test = stratified_split(df, 0.2, 42)
         X, y = features_and_target(train)
         model = build_model(TrainParams(**params)).fit(X, y)
-        with tracking.start_run("serving-tests"):
-            info = tracking.log_model(model, X.head(3), NAME, labels_of(train))
-        version = str(info.registered_model_version)
+        saved = Path(tempfile.mkdtemp(prefix="serving-model-")) / "model"
+        modeldir.save(model, saved, X.head(3), labels_of(train))
+        with tracking.start_run("serving-tests") as run:
+            version = tracking.log_model_dir(saved, NAME, run, {registry.EVALUATED: "true"})
         registry.tag_version(NAME, version, {"data.train.md5": "abc123", "git.commit": "deadbeef"})
         self.models[version] = model
         return version

@@ -11,7 +11,8 @@ import pytest
 import uvicorn
 
 from mlpipeline.io import registry
-from mlpipeline.serving.app import ServeSettings, create_app
+from mlpipeline.serving.app import create_app
+from mlpipeline.settings import EnvSettings
 from tests.serving.conftest import NAME, Registry
 
 pytestmark = [pytest.mark.server, pytest.mark.usefixtures("tmp_cwd")]
@@ -30,7 +31,7 @@ def test_alias_move_is_picked_up_with_no_failed_request(store: Registry, rows: l
     holder.watch(0.2)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(holder, ServeSettings(poll_seconds=0.2)), port=port, log_level="error")
+        uvicorn.Config(create_app(holder, EnvSettings(serve_poll_seconds=0.2)), port=port, log_level="error")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

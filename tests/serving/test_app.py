@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from mlpipeline.serving.app import ServeSettings, create_app
+from mlpipeline.serving.app import create_app
+from mlpipeline.settings import EnvSettings
 from tests.serving.conftest import NAME, Registry
 
 pytestmark = pytest.mark.usefixtures("tmp_cwd")
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.usefixtures("tmp_cwd")
 
 @pytest.fixture
 def client(store: Registry) -> TestClient:
-    return TestClient(create_app(store.holder(), ServeSettings(max_batch=50, max_body_bytes=16_384, poll_seconds=0)))
+    return TestClient(
+        create_app(store.holder(), EnvSettings(serve_max_batch=50, serve_max_body_bytes=16_384, serve_poll_seconds=0))
+    )
 
 
 def predict(client: TestClient, body: Any, **kwargs: Any) -> Any:
@@ -129,7 +132,7 @@ def test_oversized_body_is_413_by_header_and_by_stream(client: TestClient, rows:
 
 def test_bearer_token(store: Registry, rows: list, monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("MLPIPELINE_SERVE_TOKEN", "t0ps3cret-value")
-    guarded = TestClient(create_app(store.holder(), ServeSettings(poll_seconds=0)))
+    guarded = TestClient(create_app(store.holder(), EnvSettings(serve_poll_seconds=0)))
     body = json.dumps({"rows": rows[:1]})
     json_type = {"content-type": "application/json"}
     assert guarded.post("/predict", content=body, headers=json_type).status_code == 401
@@ -141,4 +144,4 @@ def test_bearer_token(store: Registry, rows: list, monkeypatch: pytest.MonkeyPat
     assert ok.status_code == 200
     assert guarded.get("/health").status_code == 200  # probes need no token
     assert "t0ps3cret-value" not in caplog.text
-    assert "t0ps3cret-value" not in repr(ServeSettings())
+    assert "t0ps3cret-value" not in repr(EnvSettings())

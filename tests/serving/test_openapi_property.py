@@ -9,12 +9,13 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from mlpipeline.serving.app import ServeSettings, create_app
+from mlpipeline.serving.app import create_app
+from mlpipeline.settings import EnvSettings
 from tests.serving.conftest import Registry
 
 
 def test_every_operation_conforms_to_the_spec(store: Registry, tmp_cwd) -> None:  # type: ignore[no-untyped-def]
-    app = create_app(store.holder(), ServeSettings(max_batch=20, max_body_bytes=65_536, poll_seconds=0))
+    app = create_app(store.holder(), EnvSettings(serve_max_batch=20, serve_max_body_bytes=65_536, serve_poll_seconds=0))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {f"{op.method.upper()} {op.path}" for op in operations} >= {
