@@ -127,15 +127,12 @@ def read_json(path: Path, what: str) -> Any:
         ) from exc
 
 
-def read_csv(path: Path, what: str, dtype: dict[str, str] | None = None) -> pd.DataFrame:
-    """Read a CSV written by an earlier stage (or given as input), naming the stage to run when it is missing.
-
-    ``dtype`` fixes the type of some columns (a schema's ``csv_dtypes()``: categories and class names as text).
-    """
+def read_csv(path: Path, what: str) -> pd.DataFrame:
+    """Read a CSV written by an earlier stage (or given as input), naming the stage to run when it is missing."""
     import pandas as pd
 
     try:
-        return pd.read_csv(path, dtype=dtype)
+        return pd.read_csv(path)
     except FileNotFoundError as exc:
         raise MlpipelineError(f"{path} not found: run the {what} stage first (`dvc repro`)") from exc
     except pd.errors.EmptyDataError as exc:
