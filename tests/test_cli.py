@@ -201,3 +201,59 @@ def test_exit_codes_from_commands_reach_the_shell(capsys: pytest.CaptureFixture[
     assert code == 2
     code, _ = run_cli(capsys, "no-such-command")
     assert code == 2
+
+
+SHOP_HEADER = "colour,size,shape,grade\n"
+SHOP_ROWS = """red,1.5,round,3
+blue,,square,5
+red,2.5,,3
+blue,4.0,round,5
+red,3.0,square,3
+blue,2.0,round,5
+"""
+SHOP = SHOP_HEADER + SHOP_ROWS * 4  # 12 rows per class
+
+
+def test_own_data_path_drafts_points_params_and_validates(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Text categories, gaps and numeric labels: the README's own-data commands work as written."""
+    source = workdir / "data/sources/shop.csv"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(SHOP)
+    before = (workdir / "params.yaml").read_text()
+    code, out = run_cli(
+        capsys, "contract", "data/sources/shop.csv", "contracts/shop.yaml", "--target", "grade", "--use"
+    )
+    assert code == 0, out
+    drafted = yaml.safe_load((workdir / "contracts/shop.yaml").read_text())
+    assert drafted["features"]["colour"] == {"kind": "categorical", "categories": ["blue", "red"], "nullable": False}
+    assert drafted["features"]["size"]["nullable"] is True
+    assert drafted["labels"] == {0: "3", 1: "5"}
+    params = (workdir / "params.yaml").read_text()
+    assert "source: data/sources/shop.csv" in params
+    assert "contract: contracts/shop.yaml" in params
+    assert params.count("#") == before.count("#")  # the file's comments are kept
+    assert run_cli(capsys, "ingest")[0] == 0
+    code, out = run_cli(capsys, "validate")
+    assert code == 0, out
+
+    # A category the contract does not allow: validate names the column, the line and the allowed values.
+    source.write_text(SHOP.replace("blue,4.0", "purple,4.0"))
+    assert run_cli(capsys, "ingest")[0] == 0
+    code, out = run_cli(capsys, "validate")
+    assert code == 3
+    assert "colour: unknown category (allowed: ['blue', 'red'])" in out
+    assert "'purple'" in out
+
+
+def test_contract_from_a_file_without_a_label_column_says_to_name_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = workdir / "data/sources/shop.csv"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(SHOP)
+    code, out = run_cli(capsys, "contract", "data/sources/shop.csv", "contracts/shop.yaml")
+    assert code == 2
+    assert "--target" in out
+    code, out = run_cli(capsys, "contract", "data/sources/shop.csv", "contracts/shop.yaml", "--target", "nope")
+    assert code == 2
+    assert "'nope' is not a column" in out

@@ -64,7 +64,7 @@ def test_code_deps_are_the_stage_import_closure(stage: str) -> None:
 
 def test_the_closure_follows_indirect_and_lazy_imports() -> None:
     train, _ = stage_modules("train")
-    assert "mlpipeline.core.split" in train  # imported by train.py's helpers, not by name in dvc.yaml's past
+    assert "mlpipeline.core.columns" in train  # imported only through core.schema, never by train.py itself
     assert "mlpipeline.io.modeldir" in train
     assert "mlpipeline.cli" not in train  # the CLI is not part of any stage
     modules, _ = closure("mlpipeline.stages.evaluate")

@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -52,7 +53,11 @@ def test_a_syntax_error_names_its_line_and_column(tmp_path: Path) -> None:
         ({"trian": {}}, "unknown key 'trian'"),
         ({"train": {"n_estimators": "many"}}, "'train.n_estimators'"),
         ({"train": {"n_estimators": 1.5}}, "'train.n_estimators'"),
-        ({"train": {"model": "xgboost"}}, "'train.model': input should be 'random_forest' or 'logistic_regression'"),
+        (
+            {"train": {"model": "xgboost"}},
+            "'train.model': input should be 'random_forest', 'linear', 'logistic_regression' or "
+            "'hist_gradient_boosting'",
+        ),
         ({"preprocess": {"test_size": 1.5}}, "'preprocess.test_size': input should be less than 1"),
         ({"validate": {"min_rows_per_class": 0}}, "'validate.min_rows_per_class'"),
         ({"ingest": {"name": "../escape"}}, "'ingest.name'"),
@@ -125,3 +130,32 @@ def test_params_keys_dvc_interpolates_must_be_in_the_file(tmp_path: Path) -> Non
         check_file(params, REPO / "dvc.yaml")
     params.write_text((REPO / "params.yaml").read_text())
     assert check_file(params, REPO / "dvc.yaml") == Params()
+
+
+def test_each_data_set_gets_its_own_registered_model() -> None:
+    params = parse_params({"ingest": {"source": "sklearn:wine", "name": "wine"}})
+    assert params.model_name(params.task_hint()) == "wine-classifier"
+    assert params.experiment_name() == "wine"
+    diabetes = parse_params({"ingest": {"source": "sklearn:diabetes", "name": "diabetes"}})
+    assert diabetes.model_name(diabetes.task_hint()) == "diabetes-regressor"
+    assert diabetes.promote.metric_for("regression") == "rmse"
+    pinned = parse_params({"train": {"registered_model": "shared"}})
+    assert pinned.model_name("regression") == "shared"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"ingest": {"source": "sklearn:diabetes", "task": "classification"}}, "is a regression data set"),
+        (
+            {
+                "ingest": {"task": "regression", "source": "data/sources/x.csv"},
+                "promote": {"compare_metric": "f1_macro"},
+            },
+            "'f1_macro' does not apply to a regression task",
+        ),
+    ],
+)
+def test_rules_across_sections_name_the_keys(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_params(data)

@@ -148,13 +148,31 @@ def _regate_experiment_verdict(params_file: Path) -> None:
 
 HEADLINE = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
 RefArgument = Annotated[str, typer.Argument(help="`champion`, `previous-champion` or a version number.")]
-ModelOption = Annotated[str, typer.Option("--model", help="Registered model name (default: train.registered_model).")]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="Registered model name (default: train.registered_model, else <ingest.name>-classifier or -regressor).",
+    ),
+]
 
 
 def _model_name(model: str, params: Path) -> str:
+    """``--model``, else the params' registered model (the task from params, else from the contract file)."""
     from mlpipeline.settings import load_params
 
-    return model or load_params(params).train.registered_model
+    if model:
+        return model
+    loaded = load_params(params)
+    contract_task = None
+    try:
+        import yaml
+
+        data = yaml.safe_load(Path(loaded.validate_.contract).read_text(encoding="utf-8"))
+        contract_task = data.get("task") if isinstance(data, dict) else None
+    except (OSError, yaml.YAMLError):
+        pass  # no readable contract: the params alone decide (classification unless they say otherwise)
+    return loaded.model_name(loaded.task_hint(contract_task))
 
 
 @app.command()
@@ -389,22 +407,35 @@ def check_params(
 
 @app.command()
 def contract(
-    data: Annotated[Path, typer.Argument(help="A raw CSV in ingest's format (e.g. data/raw/wine.csv).")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="A CSV/Parquet file: your own (with --target) or ingest's output (e.g. data/raw/wine.csv)."
+        ),
+    ],
     out: Annotated[Path, typer.Argument(help="Where to write the contract YAML (e.g. contracts/wine.yaml).")],
-    name: Annotated[str, typer.Option(help="The contract's name.")] = "",
+    name: Annotated[str, typer.Option(help="The contract's name (default: the file's name).")] = "",
+    target: Annotated[
+        str, typer.Option(help="The label column of your own file (omit for ingest's output, whose label is target).")
+    ] = "",
+    task: Annotated[
+        str, typer.Option(help="auto, classification or regression (auto: as ingest decides from the labels).")
+    ] = "auto",
+    use: Annotated[
+        bool,
+        typer.Option(
+            "--use",
+            help="Also point params.yaml at the file and the contract (ingest.source/name/target/task, "
+            "validate.contract); the file must be under data/sources/.",
+        ),
+    ] = False,
+    params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Draft a data contract from known-good data (observed ranges widened by 10%); review it, then commit it."""
-    import yaml
+    """Draft a data contract from known-good data: numeric ranges widened by 10%, categories with their values,
+    which columns may be missing, the labels (or a regression target's range). Review it, then commit it."""
+    from mlpipeline.io.drafting import draft_contract
 
-    from mlpipeline.core.contract import infer_contract
-    from mlpipeline.io.files import read_csv, write_text
-
-    drafted = infer_contract(read_csv(data, "ingest"), name or data.stem)
-    header = (
-        f"# Data contract '{drafted.name}', drafted from {data.name} by `mlpipeline contract`. Review the ranges.\n"
-    )
-    write_text(out, header + yaml.safe_dump(drafted.model_dump(mode="json"), sort_keys=False))
-    logger.info("wrote %s (%d features, %d labels)", out, len(drafted.features), len(drafted.labels))
+    draft_contract(data, out, name=name, target=target, task=task, use=use, params_file=params)
 
 
 def main(argv: list[str] | None = None) -> int:

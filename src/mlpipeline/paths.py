@@ -30,14 +30,14 @@ class Paths:
     validation: Path = Path("reports/data_validation.json")
     train: Path = Path("data/processed/train.csv")
     test: Path = Path("data/processed/test.csv")
+    schema: Path = Path("data/processed/schema.json")
     model_dir: Path = Path("models/model")
     model_meta: Path = Path("models/model_metadata.json")
     train_metrics: Path = Path("metrics/train_metrics.json")
     metrics: Path = Path("metrics/metrics.json")
-    class_report: Path = Path("metrics/classification_report.json")
-    confusion: Path = Path("metrics/confusion_matrix.json")
+    report: Path = Path("metrics/report.json")
     predictions: Path = Path("plots/predictions.csv")
-    confusion_png: Path = Path("plots/confusion_matrix.png")
+    images: Path = Path("plots/evaluation")
     verdict: Path = Path("metrics/promotion.json")
 
     @classmethod
@@ -56,12 +56,15 @@ class Paths:
             "check-params": ([], [self.params_check]),
             "ingest": ([*check, self.sources], [self.raw]),
             "validate": ([*check, self.raw, self.contract], [self.validation]),
-            "preprocess": ([*check, self.raw, self.validation], [self.train, self.test]),
-            "train": ([*check, self.train], [self.model_dir, self.model_meta, self.train_metrics]),
+            "preprocess": ([*check, self.raw, self.validation], [self.train, self.test, self.schema]),
+            "train": ([*check, self.train, self.schema], [self.model_dir, self.model_meta, self.train_metrics]),
             "evaluate": (
                 [*check, self.test, self.model_dir, self.model_meta],
-                [self.metrics, self.class_report, self.confusion, self.predictions, self.confusion_png],
+                [self.metrics, self.report, self.predictions, self.images],
             ),
-            "promote": ([*check, self.model_meta, self.metrics, self.validation, self.test], [self.verdict]),
+            "promote": (
+                [*check, self.model_dir, self.model_meta, self.metrics, self.validation, self.test],
+                [self.verdict],
+            ),
         }
         return table[stage]

@@ -21,17 +21,28 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlpipeline.errors import ConfigError
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits")
+# scikit-learn's bundled data sets (offline) and their task.
+SKLEARN_DATASETS = {
+    "iris": "classification",
+    "wine": "classification",
+    "breast_cancer": "classification",
+    "digits": "classification",
+    "diabetes": "regression",
+}
+Task = Literal["classification", "regression"]
 # File sources live here: ingest depends on the whole folder in dvc.yaml, so an edited file reruns the pipeline.
 SOURCES_DIR = PurePosixPath("data/sources")
 SOURCE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+MAX_AUTO_CLASSES = 50
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 
@@ -45,14 +56,17 @@ class Section(BaseModel):
 class IngestParams(Section):
     """Where the raw data comes from.
 
-    ``source`` is ``sklearn:<iris|wine|breast_cancer|digits>`` (bundled with scikit-learn, offline) or a
-    ``.csv``/``.parquet`` file under ``data/sources/`` whose label column is ``target``. The raw file is written
-    to ``data/raw/<name>.csv``.
+    ``source`` is ``sklearn:<iris|wine|breast_cancer|digits|diabetes>`` (bundled with scikit-learn, offline) or
+    a ``.csv``/``.parquet`` file under ``data/sources/`` whose label column is ``target``. The raw file is
+    written to ``data/raw/<name>.csv``. ``task`` is ``auto`` (a bundled source knows its task; a file's label
+    column is a regression target when it is numeric with non-integer values or more than
+    ``MAX_AUTO_CLASSES`` distinct values, else classes), or set explicitly.
     """
 
     source: str = "sklearn:iris"
     name: Name = "iris"
     target: str = "target"
+    task: Literal["auto", "classification", "regression"] = "auto"
 
     @field_validator("source")
     @classmethod
@@ -86,26 +100,55 @@ class PreprocessParams(Section):
     seed: int = 42
 
 
-class TrainParams(Section):
-    """Model choice and hyperparameters, plus where the run and model are recorded in MLflow.
+# The models train can build, and the hyperparameters of this section each one uses (``core/models.py`` builds
+# them; adding a model is a name here plus one entry there).
+MODEL_PARAMS: dict[str, tuple[str, ...]] = {
+    "random_forest": ("n_estimators", "max_depth", "seed"),
+    "linear": ("C", "max_iter", "seed"),
+    "logistic_regression": ("C", "max_iter", "seed"),
+    "hist_gradient_boosting": ("max_iter", "learning_rate", "max_depth", "seed"),
+}
+ModelName = Literal["random_forest", "linear", "logistic_regression", "hist_gradient_boosting"]
 
-    ``n_estimators``/``max_depth`` apply to ``random_forest``; ``C``/``max_iter`` to ``logistic_regression``.
+
+class TrainParams(Section):
+    """Model choice and hyperparameters, the preprocessing fitted inside the model, and where MLflow records it.
+
+    ``n_estimators`` applies to ``random_forest``; ``max_depth`` to the forest and ``hist_gradient_boosting``;
+    ``C`` to ``linear`` (logistic regression for classes, ridge with ``alpha = 1 / C`` for a regression target;
+    ``logistic_regression`` is its old name); ``max_iter`` to ``linear`` and ``hist_gradient_boosting``;
+    ``learning_rate`` to ``hist_gradient_boosting``, which handles missing values and categories natively.
+    The preprocessing keys build the model's own first step (a ColumnTransformer), so the registered model
+    takes raw values, strings included. ``experiment`` and ``registered_model`` default to names derived from
+    ``ingest.name``, so each data set has its own champion.
     """
 
-    model: Literal["random_forest", "logistic_regression"] = "random_forest"
+    model: ModelName = "random_forest"
     seed: int = 42
     n_estimators: Annotated[int, Field(ge=1, le=10_000)] = 100
     max_depth: Annotated[int, Field(ge=1)] | None = 5
     C: Annotated[float, Field(gt=0.0)] = 1.0
     max_iter: Annotated[int, Field(ge=1)] = 500
-    experiment: Name = "iris"
-    registered_model: Name = "iris-classifier"
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    impute_numeric: Literal["median", "mean", "most_frequent"] = "median"
+    impute_categorical: Literal["most_frequent", "constant"] = "most_frequent"
+    encoding: Literal["onehot", "ordinal"] = "onehot"
+    scale: Literal["auto", "standard", "none"] = "auto"
+    experiment: Name | None = None
+    registered_model: Name | None = None
 
     def model_params(self) -> dict[str, Any]:
         """The hyperparameters that apply to the chosen model (what is logged to MLflow)."""
-        if self.model == "random_forest":
-            return {"n_estimators": self.n_estimators, "max_depth": self.max_depth, "seed": self.seed}
-        return {"C": self.C, "max_iter": self.max_iter, "seed": self.seed}
+        return {key: getattr(self, key) for key in MODEL_PARAMS[self.model]}
+
+    def preprocessing(self) -> dict[str, str]:
+        """How features are prepared inside the model (logged to MLflow with the hyperparameters)."""
+        return {
+            "impute_numeric": self.impute_numeric,
+            "impute_categorical": self.impute_categorical,
+            "encoding": self.encoding,
+            "scale": self.scale,
+        }
 
 
 class EvaluateParams(Section):
@@ -117,16 +160,26 @@ class EvaluateParams(Section):
 class PromoteParams(Section):
     """The promotion gate: absolute minimums, how the candidate must beat the champion, and the experiment policy.
 
-    A candidate replaces the champion only if it scores higher by more than ``min_improvement`` on
-    ``compare_metric``, both scored on the same test set: a tie never promotes. A DVC experiment's candidate
-    gets the ``challenger`` alias instead, unless ``from_experiments`` is true.
+    A candidate replaces the champion only if it scores better by more than ``min_improvement`` on
+    ``compare_metric``, both scored on the same test set: a tie never promotes. ``auto`` compares
+    ``f1_macro`` for classes and ``rmse`` (lower is better) for a regression target. The floors of the task
+    apply: ``min_accuracy``/``min_f1_macro`` for classes, ``min_r2`` (and ``max_rmse`` if set) for regression.
+    A DVC experiment's candidate gets the ``challenger`` alias instead, unless ``from_experiments`` is true.
     """
 
     min_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
     min_f1_macro: Annotated[float, Field(ge=0.0, le=1.0)] = 0.85
-    compare_metric: Literal["accuracy", "f1_macro", "f1_weighted"] = "f1_macro"
+    min_r2: Annotated[float, Field(le=1.0)] = 0.3
+    max_rmse: Annotated[float, Field(gt=0.0)] | None = None
+    compare_metric: Literal["auto", "accuracy", "f1_macro", "f1_weighted", "rmse", "mae", "r2"] = "auto"
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     from_experiments: bool = False
+
+    def metric_for(self, task: Task) -> str:
+        """The metric candidate and champion are compared on for ``task``."""
+        if self.compare_metric != "auto":
+            return self.compare_metric
+        return "f1_macro" if task == "classification" else "rmse"
 
 
 class Params(Section):
@@ -141,6 +194,37 @@ class Params(Section):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Params:
+        task = self.ingest.task
+        known = SKLEARN_DATASETS.get(self.ingest.source.removeprefix("sklearn:"))
+        if self.ingest.source.startswith("sklearn:") and task not in ("auto", known):
+            raise ValueError(f"ingest.task: {self.ingest.source} is a {known} data set, not {task}")
+        metric = self.promote.compare_metric
+        if task != "auto" and metric != "auto" and (metric in REGRESSION_METRICS) != (task == "regression"):
+            raise ValueError(f"promote.compare_metric: {metric!r} does not apply to a {task} task")
+        return self
+
+    def task_hint(self, contract_task: str | None = None) -> Task:
+        """The task as far as params (and the contract's ``task``, if given) tell, without reading data."""
+        if self.ingest.task != "auto":
+            return self.ingest.task
+        known = SKLEARN_DATASETS.get(self.ingest.source.removeprefix("sklearn:"))
+        if self.ingest.source.startswith("sklearn:") and known:
+            return "regression" if known == "regression" else "classification"
+        return "regression" if contract_task == "regression" else "classification"
+
+    def experiment_name(self) -> str:
+        """``train.experiment``, by default ``ingest.name``."""
+        return self.train.experiment or self.ingest.name
+
+    def model_name(self, task: Task) -> str:
+        """``train.registered_model``, by default ``<ingest.name>-classifier`` or ``<ingest.name>-regressor``:
+        one registered model (and champion) per data set."""
+        if self.train.registered_model:
+            return self.train.registered_model
+        return f"{self.ingest.name}-{'regressor' if task == 'regression' else 'classifier'}"
+
 
 def _describe(error: ValidationError, path: Path) -> str:
     problems = []
@@ -150,6 +234,8 @@ def _describe(error: ValidationError, path: Path) -> str:
             problems.append(f"unknown key '{key}'")
         elif item["type"] == "literal_error":
             problems.append(f"'{key}': {item['msg'].lower()}, got {item['input']!r}")
+        elif item["type"] == "value_error" and not key:  # a rule across sections: its message names the keys
+            problems.append(str(item["ctx"]["error"]))
         elif item["type"] == "value_error":
             problems.append(f"'{key}' {item['input']!r}: {item['ctx']['error']!s}")
         else:

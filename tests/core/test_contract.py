@@ -104,3 +104,85 @@ def test_inferred_contract_accepts_its_own_data() -> None:
     assert drafted.features["a"].min is not None
     assert drafted.features["a"].min >= 0
     assert check_frame(df, drafted, min_rows_per_class=1).passed
+
+
+def mixed_contract() -> Contract:
+    return Contract.model_validate(
+        {
+            "name": "shop",
+            "features": {
+                "colour": {"kind": "categorical", "categories": ["blue", "red"]},
+                "size": {"min": 0, "max": 20, "nullable": True},
+                "shape": {"kind": "categorical", "categories": ["round", "square"], "nullable": True},
+            },
+            "labels": {0: "3", 1: "5"},
+        }
+    )
+
+
+def shop(**changes: list[object]) -> pd.DataFrame:
+    data: dict[str, list[object]] = {
+        "colour": ["red", "blue", "red", "blue"],
+        "size": [1.0, None, 3.5, 4.0],
+        "shape": ["round", None, "square", "round"],
+        "target": [0, 1, 0, 1],
+        "target_name": ["3", "5", "3", "5"],
+    }
+    data.update(changes)
+    frame = pd.DataFrame(data)
+    for column in ("colour", "shape", "target_name"):  # as validate reads them: text
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
+def test_categories_gaps_and_numeric_labels_pass() -> None:
+    report = check_frame(shop(), mixed_contract(), min_rows_per_class=1)
+    assert report.passed, report.summary()
+    assert report.schema_ is not None
+    assert report.schema_.categorical == ["colour", "shape"]
+
+
+def test_an_unknown_category_and_a_gap_where_none_is_allowed_are_named() -> None:
+    report = check_frame(shop(colour=["red", "purple", None, "blue"]), mixed_contract(), min_rows_per_class=1)
+    assert not report.passed
+    summary = report.summary()
+    assert "colour: unknown category (allowed: ['blue', 'red'])" in summary
+    assert "line 3: 'purple'" in summary
+    assert "colour: missing value" in summary
+
+
+def test_regression_contract_checks_the_target_range_and_the_layout() -> None:
+    contract = Contract.model_validate(
+        {"name": "r", "task": "regression", "features": {"x": {}}, "target": {"min": 0, "max": 10}}
+    )
+    good = pd.DataFrame({"x": [1.0, 2.0], "target": [0.5, 9.5]})
+    assert check_frame(good, contract, min_rows_per_class=5).passed  # classes play no part
+    bad = check_frame(pd.DataFrame({"x": [1.0], "target": [11.0]}), contract, min_rows_per_class=1)
+    assert "target: out of range" in bad.summary()
+    classes = check_frame(frame(), contract.model_copy(update={"features": {"a": contract.features["x"]}}), 1)
+    assert "laid out for classification but contract 'r' says regression" in classes.summary()
+
+
+def test_drafting_never_fails_on_data_and_the_data_passes_its_draft() -> None:
+    raw = shop(size=[1.0, None, 3.5, 4.0])
+    raw["note"] = pd.Series(["a", "b", "c", "d"], dtype="string")
+    raw["empty"] = [None, None, None, None]
+    raw["flag"] = [True, False, True, False]
+    drafted = infer_contract(raw, "shop")
+    assert drafted.features["colour"].categories == ["blue", "red"]
+    assert drafted.features["size"].nullable
+    assert drafted.features["size"].kind == "numeric"
+    assert drafted.features["shape"].nullable
+    assert drafted.features["shape"].kind == "categorical"
+    assert drafted.features["empty"].nullable
+    assert drafted.features["flag"].categories == ["False", "True"]
+    assert drafted.labels == {0: "3", 1: "5"}
+    checked = raw.astype({"flag": "string"})
+    assert check_frame(checked, drafted, min_rows_per_class=1).passed
+
+
+def test_drafting_a_regression_target_gives_its_range() -> None:
+    drafted = infer_contract(pd.DataFrame({"x": ["1", "2"], "target": ["10.0", "20.0"]}), "r")
+    assert drafted.task == "regression"
+    assert drafted.target is not None
+    assert (drafted.target.min, drafted.target.max) == (9.0, 21.0)

@@ -1,4 +1,12 @@
-from mlpipeline.core.gate import Check, champion_check, contract_check, decide, evaluated_check, threshold_checks
+from mlpipeline.core.gate import (
+    Check,
+    champion_check,
+    contract_check,
+    decide,
+    evaluated_check,
+    schema_check,
+    threshold_checks,
+)
 
 
 def passing() -> list[Check]:
@@ -74,3 +82,27 @@ def test_missing_metric_is_an_error() -> None:
 
 def test_current_champion_is_not_moved() -> None:
     assert decide("m", "4", "4", passing()).decision == "already-champion"
+
+
+def test_an_error_metric_must_go_down() -> None:
+    better = champion_check("rmse", 9.0, 10.0, 0.5, lower_is_better=True)
+    assert better.status == "pass"
+    assert "rmse 9.0000 < champion 10.0000 - min_improvement" in better.detail
+    assert champion_check("rmse", 9.6, 10.0, 0.5, lower_is_better=True).status == "fail"
+    assert champion_check("rmse", 10.0, 10.0, 0.0, lower_is_better=True).status == "fail"  # a tie
+
+
+def test_a_model_of_another_data_set_is_refused_with_the_reason() -> None:
+    ours = {"task": "classification", "inputs": {"a": "numeric"}}
+    theirs = {"task": "classification", "inputs": {"b": "numeric"}}
+    assert schema_check(ours, ours, "1").status == "pass"
+    refused = schema_check(ours, theirs, "3")
+    assert refused.status == "fail"
+    assert "champion v3 takes" in refused.detail
+    assert "its own registered model" in refused.detail
+
+
+def test_maximums_are_ceilings() -> None:
+    checks = threshold_checks({"r2": 0.5, "rmse": 12.0}, {"r2": 0.3}, {"rmse": 10.0})
+    assert [(c.name, c.status) for c in checks] == [("min_r2", "pass"), ("max_rmse", "fail")]
+    assert checks[1].detail == "rmse 12.0000 > 10.0000"

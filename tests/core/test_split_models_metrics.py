@@ -1,18 +1,30 @@
 import pandas as pd
 import pytest
-from sklearn.datasets import load_iris
 
-from mlpipeline.core.metrics import classification_metrics, confusion, per_class_report
-from mlpipeline.core.models import build_model
-from mlpipeline.core.split import features_and_target, stratified_split
-from mlpipeline.settings import TrainParams
+from mlpipeline.core.metrics import (
+    classification_metrics,
+    confusion,
+    per_class_report,
+    regression_metrics,
+    residual_summary,
+)
+from mlpipeline.core.models import ESTIMATORS, build_model
+from mlpipeline.core.schema import Schema
+from mlpipeline.core.split import split
+from mlpipeline.settings import MODEL_PARAMS, TrainParams
+from tests import datasets
 
 
 @pytest.fixture(scope="module")
 def iris() -> pd.DataFrame:
-    df = load_iris(as_frame=True).frame
-    df["target_name"] = df["target"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
-    return df
+    return datasets.iris()[0]
+
+
+IRIS_SCHEMA = datasets.iris()[1]
+
+
+def stratified_split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return split(df, test_size, seed, stratify=True)
 
 
 def test_split_is_stratified_and_deterministic(iris: pd.DataFrame) -> None:
@@ -25,25 +37,76 @@ def test_split_is_stratified_and_deterministic(iris: pd.DataFrame) -> None:
     assert not train.equals(other_train)
 
 
-def test_features_exclude_label_columns(iris: pd.DataFrame) -> None:
-    X, y = features_and_target(iris)
+def test_model_input_excludes_label_columns(iris: pd.DataFrame) -> None:
+    X, y = IRIS_SCHEMA.model_input(iris), IRIS_SCHEMA.target(iris)
     assert "target" not in X.columns
     assert "target_name" not in X.columns
     assert y.dtype == "int64"
 
 
-@pytest.mark.parametrize("model", ["random_forest", "logistic_regression"])
+@pytest.mark.parametrize("model", sorted(MODEL_PARAMS))
 def test_models_learn_iris(iris: pd.DataFrame, model: str) -> None:
     train, test = stratified_split(iris, 0.2, 42)
-    X, y = features_and_target(train)
-    fitted = build_model(TrainParams(model=model)).fit(X, y)  # type: ignore[arg-type]
-    Xt, yt = features_and_target(test)
-    assert classification_metrics(yt, fitted.predict(Xt))["accuracy"] >= 0.9
+    fitted = build_model(TrainParams(model=model), IRIS_SCHEMA)  # type: ignore[arg-type]
+    fitted.fit(IRIS_SCHEMA.model_input(train), IRIS_SCHEMA.target(train))
+    predicted = fitted.predict(IRIS_SCHEMA.model_input(test))
+    assert classification_metrics(IRIS_SCHEMA.target(test), predicted)["accuracy"] >= 0.9
+
+
+def test_every_model_name_has_a_builder() -> None:
+    assert set(ESTIMATORS) == set(MODEL_PARAMS)
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_PARAMS))
+@pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
+def test_models_take_raw_categories_and_gaps(model: str, encoding: str) -> None:
+    """Strings and missing values go into the model as they are; a category never seen gives an answer too."""
+    for task in ("classification", "regression"):
+        if task == "regression" and model == "logistic_regression":
+            continue
+        df, schema = datasets.mixed(task=task)
+        train, test = split(df, 0.25, 1, stratify=task == "classification")
+        fitted = build_model(TrainParams(model=model, encoding=encoding), schema)  # type: ignore[arg-type]
+        fitted.fit(schema.model_input(train), schema.target(train))
+        predicted = fitted.predict(schema.model_input(test))
+        if task == "classification":
+            assert classification_metrics(schema.target(test), predicted)["accuracy"] >= 0.75, (model, encoding)
+        else:
+            assert regression_metrics(schema.target(test), predicted)["r2"] >= 0.6, (model, encoding)
+        unseen = pd.DataFrame({"colour": ["purple"], "size": [float("nan")], "shape": [None]})
+        assert len(fitted.predict(schema.model_input(unseen))) == 1
+
+
+def test_linear_scales_numbers_and_the_forest_does_not(iris: pd.DataFrame) -> None:
+    def steps(model: str, scale: str = "auto") -> list[str]:
+        built = build_model(TrainParams(model=model, scale=scale), IRIS_SCHEMA)  # type: ignore[arg-type]
+        return [type(step).__name__ for _, step in built.named_steps["prepare"].transformers[0][1].steps]
+
+    assert "StandardScaler" in steps("linear")
+    assert "StandardScaler" not in steps("random_forest")
+    assert "StandardScaler" in steps("random_forest", "standard")
+    assert "StandardScaler" not in steps("linear", "none")
 
 
 def test_random_forest_uses_its_params() -> None:
-    model = build_model(TrainParams(n_estimators=7, max_depth=2, seed=3))
+    model = build_model(TrainParams(n_estimators=7, max_depth=2, seed=3), IRIS_SCHEMA)[-1]
     assert (model.n_estimators, model.max_depth, model.random_state) == (7, 2, 3)
+
+
+def test_regression_metrics_and_residuals() -> None:
+    metrics = regression_metrics([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 6.0])
+    assert metrics == {"rmse": 1.0, "mae": 0.5, "r2": 0.2}
+    assert residual_summary([1.0, 2.0], [1.0, 4.0])["max_abs"] == 2.0
+
+
+def test_schema_reads_categories_as_text() -> None:
+    schema = Schema.model_validate(
+        {"task": "regression", "features": {"zip": {"kind": "categorical", "categories": ["01234", "99"]}}}
+    )
+    assert schema.csv_dtypes() == {"zip": "string"}
+    frame = schema.model_input(pd.DataFrame({"zip": pd.array(["01234", None], dtype="string")}))
+    assert frame["zip"].tolist()[0] == "01234"
+    assert pd.isna(frame["zip"].tolist()[1])
 
 
 def test_metrics_values() -> None:

@@ -19,12 +19,12 @@ DETERMINISTIC = [  # every output, models included, is byte-identical for the sa
     "reports/data_validation.json",
     "data/processed/train.csv",
     "data/processed/test.csv",
+    "data/processed/schema.json",
     "metrics/train_metrics.json",
     "metrics/metrics.json",
-    "metrics/classification_report.json",
-    "metrics/confusion_matrix.json",
+    "metrics/report.json",
     "plots/predictions.csv",
-    "plots/confusion_matrix.png",
+    "plots/evaluation/confusion_matrix.png",
     "models/model_metadata.json",
     "models/model/MLmodel",
     "models/model/model.skops",
@@ -45,15 +45,15 @@ def test_full_run_produces_every_output(done: Project) -> None:
         assert done.path(rel).is_file(), rel
     metrics = json.loads(done.path("metrics/metrics.json").read_text())
     assert metrics["accuracy"] >= 0.9
-    per_class = json.loads(done.path("metrics/classification_report.json").read_text())
+    report = json.loads(done.path("metrics/report.json").read_text())
+    per_class = report["per_class"]
     assert set(per_class) == {"setosa", "versicolor", "virginica"}
     assert sum(row["support"] for row in per_class.values()) == 30
     assert metrics["n_test_rows"] == 30
     assert len(done.path("data/processed/train.csv").read_text().splitlines()) == 121
     assert len(done.path("data/raw/iris.csv").read_text().splitlines()) == 151
-    confusion = json.loads(done.path("metrics/confusion_matrix.json").read_text())
-    assert sum(map(sum, confusion["matrix"])) == 30
-    assert done.path("plots/confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sum(map(sum, report["confusion_matrix"]["matrix"])) == 30
+    assert done.path("plots/evaluation/confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_one_mlflow_run_holds_train_and_evaluate(done: Project) -> None:

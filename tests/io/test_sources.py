@@ -7,8 +7,8 @@ from mlpipeline.errors import ConfigError
 from mlpipeline.io.sources import read_source, snake_case
 
 
-def collect(source: str, target: str = "target", chunk_rows: int = 50_000) -> pd.DataFrame:
-    return pd.concat(list(read_source(source, target, chunk_rows)), ignore_index=True)
+def collect(source: str, target: str = "target", chunk_rows: int = 50_000, task: str = "auto") -> pd.DataFrame:
+    return pd.concat(list(read_source(source, target, task, chunk_rows)), ignore_index=True)
 
 
 def test_snake_case() -> None:
@@ -69,3 +69,42 @@ def test_file_source_errors(tmp_path: Path, setup, match: str) -> None:  # type:
     source = str(path.with_suffix(".txt")) if match == "unsupported file type" else str(path)
     with pytest.raises(ConfigError, match=match):
         collect(source, "label")
+
+
+def test_diabetes_is_a_bundled_regression_source() -> None:
+    df = collect("sklearn:diabetes")
+    assert "target_name" not in df.columns
+    assert df["target"].dtype == "float64"
+    assert len(df) == 442
+
+
+def test_digits_labels_are_their_numbers() -> None:
+    df = collect("sklearn:digits")
+    assert sorted(df["target_name"].unique()) == [str(d) for d in range(10)]
+    assert (df["target"].astype(str) == df["target_name"]).all()
+
+
+@pytest.mark.parametrize(
+    ("labels", "task"),
+    [
+        (["yes", "no", "yes"], "classification"),
+        (["3", "5", "7"], "classification"),  # integer codes are classes
+        (["1.5", "2.25", "3"], "regression"),  # fractions are a quantity
+        ([str(i) for i in range(80)], "regression"),  # more distinct integers than MAX_AUTO_CLASSES
+    ],
+)
+def test_the_task_follows_the_labels(tmp_path: Path, labels: list[str], task: str) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("x,y\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels)))
+    df = collect(str(path), "y")
+    assert ("target_name" in df.columns) == (task == "classification")
+    forced = collect(str(path), "y", task="classification")
+    assert "target_name" in forced.columns
+
+
+def test_a_regression_file_keeps_its_values_and_gaps(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("colour,price\nred,1.5\n,2.75\nblue,\n")
+    df = collect(str(path), "price", task="regression")
+    assert df["target"].tolist() == ["1.5", "2.75", ""]
+    assert df["colour"].tolist() == ["red", "", "blue"]

@@ -11,14 +11,13 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
-from sklearn.datasets import load_iris
 
-from mlpipeline.core.columns import snake_case
 from mlpipeline.core.models import build_model
-from mlpipeline.core.split import features_and_target, labels_of, stratified_split
+from mlpipeline.core.split import split
 from mlpipeline.io import modeldir, registry, tracking
 from mlpipeline.serving.model import ModelHolder, registry_loader
 from mlpipeline.settings import TrainParams
+from tests import datasets
 
 NAME = "iris-classifier"
 
@@ -32,13 +31,12 @@ class Registry:
     def register(self, **params: Any) -> str:
         """Train on Iris with ``params``, log and register a new version; returns it."""
         mlflow.set_tracking_uri(self.uri)
-        df = load_iris(as_frame=True).frame.rename(columns=snake_case)
-        df["target_name"] = df["target"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
-        train, self.test = stratified_split(df, 0.2, 42)
-        X, y = features_and_target(train)
-        model = build_model(TrainParams(**params)).fit(X, y)
+        df, schema = datasets.iris()
+        train, self.test = split(df, 0.2, 42)
+        X = schema.model_input(train)
+        model = build_model(TrainParams(**params), schema).fit(X, schema.target(train))
         saved = Path(tempfile.mkdtemp(prefix="serving-model-")) / "model"
-        modeldir.save(model, saved, X.head(3), labels_of(train))
+        modeldir.save(model, saved, X.head(3), schema)
         with tracking.start_run("serving-tests") as run:
             version = tracking.log_model_dir(saved, NAME, run, {registry.EVALUATED: "true"})
         registry.tag_version(NAME, version, {"data.train.md5": "abc123", "git.commit": "deadbeef"})
@@ -65,7 +63,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 @pytest.fixture
 def features(store: Registry) -> pd.DataFrame:
-    return features_and_target(store.test)[0]
+    return datasets.iris()[1].model_input(store.test)
 
 
 def rows_of(frame: pd.DataFrame) -> list[dict[str, float]]:

@@ -18,6 +18,8 @@ import numpy.typing as npt
 class CompiledForest:
     """Predict like a fitted ``RandomForestClassifier``, faster on small batches."""
 
+    takes_array = True
+
     def __init__(self, forest: Any) -> None:
         trees = [estimator.tree_ for estimator in forest.estimators_]
         offsets = np.cumsum([0] + [t.node_count for t in trees[:-1]])
@@ -62,8 +64,64 @@ class CompiledForest:
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
 
-def fast_predictor(model: Any) -> Any:
-    """A compiled forest for a ``RandomForestClassifier``; any other model is returned as it is."""
-    from sklearn.ensemble import RandomForestClassifier
+class NumericPipeline:
+    """Our model pipeline when every input is numeric: the imputer and scaler as two array operations (the same
+    arithmetic as scikit-learn's), then the compiled forest. Takes a float array in feature order, NaN missing."""
 
-    return CompiledForest(model) if isinstance(model, RandomForestClassifier) else model
+    takes_array = True
+
+    def __init__(self, fill: npt.NDArray[np.float64], mean: Any, scale: Any, model: Any) -> None:
+        self.fill, self.mean, self.scale, self.model = fill, mean, scale, model
+        self.classes_ = model.classes_
+
+    def _prepare(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        data = np.array(X, dtype=np.float64)
+        gaps = np.isnan(data)
+        if gaps.any():
+            data[gaps] = np.broadcast_to(self.fill, data.shape)[gaps]
+        if self.mean is not None:
+            data = (data - self.mean) / self.scale
+        return data
+
+    def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return np.asarray(self.model.predict_proba(self._prepare(X)))
+
+    def predict(self, X: npt.ArrayLike) -> npt.NDArray[Any]:
+        return np.asarray(self.model.predict(self._prepare(X)))
+
+
+def _numeric_preparation(prepare: Any, n_features: int) -> tuple[Any, Any, Any] | None:
+    """(fill values, mean, scale) of a ColumnTransformer that only imputes (and scales) every column, in order."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    fitted = [t for t in getattr(prepare, "transformers_", []) if t[0] != "remainder"]
+    if len(fitted) != 1 or fitted[0][0] != "numeric" or len(fitted[0][2]) != n_features:
+        return None
+    steps = [step for _, step in getattr(fitted[0][1], "steps", [])]
+    if not steps or not isinstance(steps[0], SimpleImputer) or len(steps) > 2:
+        return None
+    if len(steps) == 2 and not isinstance(steps[1], StandardScaler):
+        return None
+    statistics = np.asarray(steps[0].statistics_, dtype=np.float64)
+    if statistics.shape != (n_features,) or np.isnan(statistics).any() or steps[0].add_indicator:
+        return None
+    scaler = steps[1] if len(steps) == 2 else None
+    mean = None if scaler is None else (scaler.mean_ if scaler.with_mean else np.zeros(n_features))
+    scale = None if scaler is None else (scaler.scale_ if scaler.with_std else np.ones(n_features))
+    return steps[0].statistics_.astype(np.float64), mean, scale
+
+
+def fast_predictor(model: Any, n_features: int | None = None) -> Any:
+    """A compiled forest for a ``RandomForestClassifier``, also behind our all-numeric preparation (then it takes
+    float arrays); any other model is returned as it is (it takes a DataFrame)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, RandomForestClassifier):
+        return CompiledForest(model)
+    if isinstance(model, Pipeline) and len(model.steps) == 2 and isinstance(model[-1], RandomForestClassifier):
+        numeric = _numeric_preparation(model[0], n_features or int(getattr(model, "n_features_in_", 0)))
+        if numeric is not None:
+            return NumericPipeline(*numeric, CompiledForest(model[-1]))
+    return model

@@ -1,10 +1,11 @@
 """Promotion gate rules: pure decisions over numbers the promote stage gathers.
 
 The gate passes only if every check passes, in order: the version was evaluated, the data contract held for
-its training data, the absolute thresholds are met, and the candidate beats the current champion re-scored on
-the same test set by more than ``min_improvement`` (a tie never promotes). A check that could not be evaluated
-is an error, and an error never promotes. In a DVC experiment a passing candidate becomes the ``challenger``,
-not the champion: experiments are not production.
+its training data, the absolute thresholds of its task are met, the candidate takes the same inputs as the
+champion (a model of another data set never replaces it), and it beats the current champion re-scored on
+the same test set by more than ``min_improvement`` (a tie never promotes; for RMSE and MAE lower is
+better). A check that could not be evaluated is an error, and an error never promotes. In a DVC experiment a
+passing candidate becomes the ``challenger``, not the champion: experiments are not production.
 """
 
 from __future__ import annotations
@@ -59,42 +60,73 @@ def contract_check(passed: bool | None, detail: str) -> Check:
     return Check(name="data_contract", status="pass" if passed else "fail", detail=detail)
 
 
-def threshold_checks(metrics: dict[str, float], minimums: dict[str, float]) -> list[Check]:
-    """Check 2: each metric at or above its minimum (``min_accuracy`` -> ``accuracy``)."""
+def threshold_checks(
+    metrics: dict[str, float], minimums: dict[str, float], maximums: dict[str, float] | None = None
+) -> list[Check]:
+    """Check 2: each metric at or above its minimum (``min_accuracy`` -> ``accuracy``), at or below its maximum
+    (``max_rmse`` -> ``rmse``)."""
+    limits = [(metric, bound, "min") for metric, bound in minimums.items()]
+    limits += [(metric, bound, "max") for metric, bound in (maximums or {}).items()]
     checks = []
-    for metric, minimum in minimums.items():
+    for metric, bound, kind in limits:
         value = metrics.get(metric)
         if value is None:
-            checks.append(Check(name=f"min_{metric}", status="error", detail=f"metric {metric!r} missing"))
+            checks.append(Check(name=f"{kind}_{metric}", status="error", detail=f"metric {metric!r} missing"))
             continue
-        ok = value >= minimum
+        ok = value >= bound if kind == "min" else value <= bound
+        sign = (">=" if ok else "<") if kind == "min" else ("<=" if ok else ">")
         checks.append(
             Check(
-                name=f"min_{metric}",
+                name=f"{kind}_{metric}",
                 status="pass" if ok else "fail",
-                detail=f"{metric} {value:.4f} {'>=' if ok else '<'} {minimum:.4f}",
+                detail=f"{metric} {value:.4f} {sign} {bound:.4f}",
                 value=value,
-                threshold=minimum,
+                threshold=bound,
             )
         )
     return checks
 
 
-def champion_check(metric: str, candidate: float, champion: float | None, min_improvement: float) -> Check:
-    """Check 3: candidate > champion + min_improvement on the same test set (a tie fails); no champion passes."""
+def schema_check(candidate: dict[str, object], champion: dict[str, object] | None, champion_version: str) -> Check:
+    """Check 3: the candidate takes the champion's inputs (names, kinds, task); a model of another data set
+    must never replace it (nor can it be scored on this test set)."""
+    if champion is None or champion == candidate:
+        return Check(name="input_schema", status="pass", detail="same inputs as the champion")
+    return Check(
+        name="input_schema",
+        status="fail",
+        detail=(
+            f"champion v{champion_version} takes {champion}, this candidate takes {candidate}: a different data "
+            "set needs its own registered model (train.registered_model, by default <ingest.name>-classifier or "
+            "-regressor)"
+        ),
+    )
+
+
+def champion_check(
+    metric: str, candidate: float, champion: float | None, min_improvement: float, lower_is_better: bool = False
+) -> Check:
+    """Check 4: candidate better than champion by more than min_improvement on the same test set (a tie fails;
+    for an error metric, lower is better); no champion passes."""
     if champion is None:
         return Check(name="vs_champion", status="pass", detail="no champion yet", value=candidate)
-    floor = round(champion + min_improvement, 6)
-    ok = round(candidate, 6) > floor
+    if lower_is_better:
+        bound = round(champion - min_improvement, 6)
+        ok = round(candidate, 6) < bound
+        compared = f"{'<' if ok else '>='} champion {champion:.4f} - min_improvement"
+    else:
+        bound = round(champion + min_improvement, 6)
+        ok = round(candidate, 6) > bound
+        compared = f"{'>' if ok else '<='} champion {champion:.4f} + min_improvement"
     return Check(
         name="vs_champion",
         status="pass" if ok else "fail",
         detail=(
-            f"{metric} {candidate:.4f} {'>' if ok else '<='} champion {champion:.4f} + min_improvement "
-            f"{min_improvement:.4f} (both scored on the same test set{'' if ok else '; a tie does not promote'})"
+            f"{metric} {candidate:.4f} {compared} {min_improvement:.4f} (both scored on the same test set"
+            f"{'' if ok else '; a tie does not promote'})"
         ),
         value=candidate,
-        threshold=floor,
+        threshold=bound,
     )
 
 

@@ -1,4 +1,8 @@
-"""Classification metrics, as plain JSON-ready dicts."""
+"""Classification and regression metrics, as plain JSON-ready dicts.
+
+Which direction is better matters to the gate: :data:`LOWER_IS_BETTER` names the metrics where a smaller value
+wins.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,38 @@ from typing import Any
 import numpy.typing as npt
 
 Labels = npt.ArrayLike
+LOWER_IS_BETTER = ("rmse", "mae")
+
+
+def regression_metrics(y_true: Labels, y_pred: Labels) -> dict[str, float]:
+    """RMSE, MAE and R2."""
+    import numpy as np
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    out = {
+        "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "r2": float(r2_score(y_true, y_pred)),
+    }
+    return {k: round(v, 6) for k, v in out.items()}
+
+
+def task_metrics(task: str, y_true: Labels, y_pred: Labels) -> dict[str, float]:
+    """The metrics of ``task`` (classification or regression)."""
+    if task == "regression":
+        return regression_metrics(y_true, y_pred)
+    return classification_metrics(y_true, y_pred)
+
+
+def residual_summary(y_true: Labels, y_pred: Labels) -> dict[str, float]:
+    """How the errors (predicted - actual) are spread: mean, standard deviation, quantiles, worst."""
+    import numpy as np
+
+    residuals = np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)
+    quantiles = np.quantile(residuals, [0.05, 0.25, 0.5, 0.75, 0.95])
+    out = {"mean": residuals.mean(), "std": residuals.std(), "max_abs": np.abs(residuals).max()}
+    out.update({f"q{int(q * 100):02d}": v for q, v in zip((0.05, 0.25, 0.5, 0.75, 0.95), quantiles, strict=True)})
+    return {k: round(float(v), 6) for k, v in out.items()}
 
 
 def classification_metrics(y_true: Labels, y_pred: Labels) -> dict[str, float]:

@@ -127,12 +127,15 @@ def read_json(path: Path, what: str) -> Any:
         ) from exc
 
 
-def read_csv(path: Path, what: str) -> pd.DataFrame:
-    """Read a CSV written by an earlier stage (or given as input), naming the stage to run when it is missing."""
+def read_csv(path: Path, what: str, dtype: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read a CSV written by an earlier stage (or given as input), naming the stage to run when it is missing.
+
+    ``dtype`` fixes the type of some columns (a schema's ``csv_dtypes()``: categories and class names as text).
+    """
     import pandas as pd
 
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype=dtype)
     except FileNotFoundError as exc:
         raise MlpipelineError(f"{path} not found: run the {what} stage first (`dvc repro`)") from exc
     except pd.errors.EmptyDataError as exc:

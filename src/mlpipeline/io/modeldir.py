@@ -22,13 +22,20 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from mlpipeline.core.schema import Schema
 from mlpipeline.errors import MlpipelineError
 from mlpipeline.io.files import atomic_dir, md5
 
 MODEL_FILE = "model.skops"
 # Types skops may rebuild when loading our own models, beyond its built-in safe list. Fixed here, never read
 # from the model file, so a tampered artifact cannot widen it.
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+SKOPS_TRUSTED_TYPES = [
+    "numpy.dtype",  # the encoders' output dtype
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "functools.partial",  # histogram gradient boosting keeps partial(check_array, ...), both allowed here
+    "sklearn.utils.validation.check_array",
+]
 # Facts about one save, not about the model: a model directory must not carry them.
 PER_SAVE_KEYS = ("utc_time_created", "model_uuid", "run_id", "model_id", "artifact_path", "model_size_bytes")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -98,29 +105,46 @@ def _canonical_env_files(path: Path) -> None:
         conda.write_text(yaml.safe_dump(env, sort_keys=False), encoding="utf-8")
 
 
-def save(model: Any, path: Path, example: Any, labels: dict[int, str]) -> str:
+def signature(schema: Schema, example: Any, model: Any) -> Any:
+    """The model's MLflow signature: every input column with its type (text for categories), optional where the
+    contract allows missing values, and the prediction's type."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec
+    from mlflow.types import Schema as ColumnSchema
+
+    inputs = ColumnSchema(
+        [
+            ColSpec("string" if info.kind == "categorical" else "double", name, required=not info.nullable)
+            for name, info in schema.features.items()
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=infer_signature(example, model.predict(example)).outputs)
+
+
+def save(model: Any, path: Path, example: Any, schema: Schema) -> str:
     """Write ``model`` as a canonical MLflow model directory at ``path`` (atomically); return its file's md5.
 
-    ``example`` (a few input rows) gives the signature and input example; ``labels`` (class code -> name) goes
-    into the metadata, so a server can name its predictions.
+    ``example`` (a few input rows, as the model takes them) gives the input example; the schema (task, feature
+    kinds and categories, class code -> name) gives the signature and goes into the metadata, so a server can
+    type its requests and name its predictions.
     """
     import mlflow.sklearn
     import skops.io
-    from mlflow.models import infer_signature
 
     untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) - set(SKOPS_TRUSTED_TYPES)
     if untrusted:
         raise MlpipelineError(f"model holds types our loader does not trust: {sorted(untrusted)}")
+    complete = example.dropna()  # an input example with gaps would not survive MLflow's JSON round trip
     with atomic_dir(path) as tmp:
         mlflow.sklearn.save_model(
             model,
             str(tmp),
             serialization_format="skops",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            signature=infer_signature(example, model.predict(example)),
-            input_example=example,
+            signature=signature(schema, example, model),
+            input_example=complete if len(complete) else None,
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-            metadata={"labels": {str(code): name for code, name in sorted(labels.items())}},
+            metadata=schema.to_metadata(),
         )
         model_file = tmp / MODEL_FILE
         model_file.write_bytes(canonical_skops(model_file.read_bytes()))
@@ -159,3 +183,20 @@ def load(path: Path) -> Any:
         return skops.io.load(path / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
     except Exception as exc:  # skops raises its own and pickle-level errors for a damaged file
         raise MlpipelineError(f"cannot load model from {path}: {exc}") from exc
+
+
+def schema_from_metadata(metadata: dict[str, Any] | None, where: str) -> Schema:
+    """The schema a model was trained with, from its MLmodel ``metadata``."""
+    from pydantic import ValidationError
+
+    try:
+        return Schema.model_validate(metadata or {})
+    except ValidationError as exc:
+        raise MlpipelineError(
+            f"{where} has no input schema in its metadata (a model from before schemas): retrain it (`make run`)"
+        ) from exc
+
+
+def schema_of(path: Path) -> Schema:
+    """The schema of a local model directory."""
+    return schema_from_metadata(read_mlmodel(path).get("metadata"), str(path))

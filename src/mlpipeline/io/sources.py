@@ -1,7 +1,8 @@
 """Raw data sources for ingest: scikit-learn's bundled data sets, or a local CSV/Parquet file.
 
-Every source yields the same shape: feature columns with snake_case names, then ``target`` (integer class code)
-and ``target_name`` (the label as text). File sources are streamed in chunks and passed through as text, so a
+Every source yields the same shape: feature columns with snake_case names, then for classes ``target`` (integer
+class code) and ``target_name`` (the label as text, whatever it looked like: a name or a number), for a
+regression target only ``target`` (the value). File sources are streamed in chunks and passed through as text, so a
 bad value reaches the validate stage, which names it, instead of crashing ingest.
 """
 
@@ -15,15 +16,16 @@ import pandas as pd
 
 from mlpipeline.core.columns import RAW_LABEL, RAW_TARGET, snake_case
 from mlpipeline.errors import ConfigError, DataContractError
-from mlpipeline.settings import SKLEARN_DATASETS, SOURCES_DIR
+from mlpipeline.settings import MAX_AUTO_CLASSES, SKLEARN_DATASETS, SOURCES_DIR
 
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 
 
-def read_source(source: str, target: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """Yield the raw data set named by ``source`` in chunks of normalized rows."""
+def read_source(source: str, target: str, task: str = "auto", chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Yield the raw data set named by ``source`` in chunks of normalized rows (``task``: auto, classification or
+    regression: how the label column is laid out)."""
     if source.startswith("sklearn:"):
         yield _sklearn(source.removeprefix("sklearn:"))
         return
@@ -36,7 +38,7 @@ def read_source(source: str, target: str, chunk_rows: int = CHUNK_ROWS) -> Itera
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"ingest.source {source!r}: unsupported file type {suffix!r}; use .csv or .parquet")
-    yield from _file(path, target, chunk_rows)
+    yield from _file(path, target, task, chunk_rows)
 
 
 def _sklearn(name: str) -> pd.DataFrame:
@@ -46,6 +48,9 @@ def _sklearn(name: str) -> pd.DataFrame:
 
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
     frame: pd.DataFrame = bunch.frame.rename(columns=snake_case)
+    if SKLEARN_DATASETS[name] == "regression":
+        frame[RAW_TARGET] = frame[RAW_TARGET].astype("float64")
+        return frame
     names = [str(n) for n in bunch.target_names]
     frame[RAW_TARGET] = frame[RAW_TARGET].astype("int64")
     frame[RAW_LABEL] = frame[RAW_TARGET].map(dict(enumerate(names)))
@@ -59,7 +64,38 @@ def _natural_key(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
-def _file(path: Path, target: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _is_number(label: str) -> bool:
+    try:
+        float(label)
+    except ValueError:
+        return False
+    return True
+
+
+def infer_task(labels: set[str], complete: bool) -> str:
+    """Classes, unless every label is a number and they are not integers or too many to be classes
+    (``complete`` is false when collecting stopped at more than MAX_AUTO_CLASSES distinct labels)."""
+    if not labels or not all(_is_number(label) for label in labels):
+        return "classification"
+    if not complete or len(labels) > MAX_AUTO_CLASSES:
+        return "regression"
+    return "classification" if all(float(label).is_integer() for label in labels) else "regression"
+
+
+def _labels(path: Path, target: str, task: str, chunk_rows: int) -> tuple[str, list[str]]:
+    """One pass over the label column: the task (when ``auto``) and the sorted labels (numbers first)."""
+    seen: set[str] = set()
+    complete = True
+    for chunk in _file_chunks(path, chunk_rows, columns=[target]):
+        seen.update(str(v) for v in chunk[target] if v != "" and not pd.isna(v))
+        if task == "auto" and len(seen) > MAX_AUTO_CLASSES and all(_is_number(v) for v in seen):
+            complete = False  # a numeric target with this many values is a regression target: stop collecting
+            break
+    resolved = infer_task(seen, complete) if task == "auto" else task
+    return resolved, sorted(seen, key=_natural_key) if resolved == "classification" else []
+
+
+def _file(path: Path, target: str, task: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     chunks = _file_chunks(path, chunk_rows)
     first = next(chunks, None)
     if first is None:
@@ -69,11 +105,9 @@ def _file(path: Path, target: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
             f"ingest.target {target!r} is not a column of {path} (columns: {', '.join(map(str, first.columns))}); "
             "set ingest.target to the label column"
         )
-    # First pass: only the label column, to give every label a stable integer code (sorted, numbers first).
-    labels = sorted(
-        {str(v) for chunk in _file_chunks(path, chunk_rows, columns=[target]) for v in chunk[target] if v != ""},
-        key=_natural_key,
-    )
+    # First pass: only the label column, to tell the task and give every class a stable integer code.
+    task, labels = _labels(path, target, task, chunk_rows)
+    logger.info("%s: label column %r holds a %s target", path, target, task)
     codes = {label: code for code, label in enumerate(labels)}
     renamed = {c: snake_case(str(c)) for c in first.columns if c != target}
     clashing = [c for c, new in renamed.items() if new in (RAW_TARGET, RAW_LABEL)]
@@ -81,6 +115,10 @@ def _file(path: Path, target: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
         logger.warning("ignoring column %r of %s: the label comes from %r", column, path, target)
     for chunk in _chunks_from(first, chunks):
         out = chunk.drop(columns=[target, *clashing]).rename(columns=renamed)
+        if task == "regression":
+            out[RAW_TARGET] = chunk[target]  # the value as written: validate names a bad one
+            yield out
+            continue
         label = chunk[target].astype("string").fillna("")
         out[RAW_TARGET] = label.map(codes).astype("Int64")
         out[RAW_LABEL] = label

@@ -4,6 +4,10 @@
         -d '{"rows": [{"sepal_length_cm": 5.1, "sepal_width_cm": 3.5, "petal_length_cm": 1.4, "petal_width_cm": 0.2}]}'
     {"model":"iris-classifier","version":"3","predictions":[{"label":"setosa","class_id":0,"probabilities":{...}}]}
 
+Inputs are typed from the model's schema: numbers, categories (a value outside the contract's categories is a
+422 naming the field and the allowed values), and ``null`` where the contract allows a missing value (the
+model imputes it). A regression model answers ``{"value": ...}`` per row.
+
 Routes: ``POST /predict``, ``GET /health`` (liveness), ``GET /ready`` (a model is loaded), ``GET /model``
 (name, version, run, lineage), ``POST /reload`` (check the champion alias now), OpenAPI docs at ``/docs``.
 """
@@ -11,7 +15,7 @@ Routes: ``POST /predict``, ``GET /health`` (liveness), ``GET /ready`` (a model i
 import hmac
 import logging
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -20,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import to_json
 
-from mlpipeline.serving.model import ModelHolder
+from mlpipeline.serving.model import LoadedModel, ModelHolder
 from mlpipeline.settings import EnvSettings, env_settings
 
 logger = logging.getLogger(__name__)
@@ -35,16 +39,21 @@ class Prediction(BaseModel):
     probabilities: dict[str, float]
 
 
+class ValuePrediction(BaseModel):
+    value: float
+
+
 class PredictResponse(BaseModel):
     model: str
     version: str
-    predictions: list[Prediction]
+    predictions: list[Prediction] | list[ValuePrediction]
 
 
 class ModelInfo(BaseModel):
     name: str
     version: str
     run_id: str
+    task: str
     features: list[str]
     labels: dict[str, str]
     follows_alias: bool
@@ -129,17 +138,38 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def _row_fields(model: LoadedModel) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The request row's fields (name -> type and constraints) and an example row, from the model's schema."""
+    fields: dict[str, Any] = {}
+    example: dict[str, Any] = {}
+    infos = model.schema.features if model.schema is not None else dict.fromkeys(model.features)
+    for name, info in infos.items():
+        if info is not None and info.kind == "categorical":
+            categories = tuple(info.categories or ())
+            kind: Any = Literal[categories]
+            described = Field(description=f"feature '{name}': one of {list(categories)}")
+            example[name] = categories[0]
+        else:
+            kind = float
+            described = Field(
+                allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX, description=f"feature '{name}' (a number)"
+            )
+            example[name] = 1.0
+        if info is not None and info.nullable:
+            fields[name] = (kind | None, described)
+        else:
+            fields[name] = (kind, described)
+    return fields, example
+
+
 def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
     """The FastAPI application serving ``holder``'s model; request fields come from its input schema."""
     settings = settings or env_settings()
     first = holder.current
     assert first is not None
-    row_fields: dict[str, Any] = {
-        name: (float, Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX, description=f"feature '{name}'"))
-        for name in first.features
-    }
+    row_fields, example_row = _row_fields(first)
     Row = create_model("Row", __config__=ConfigDict(extra="forbid", strict=True), **row_fields)
-    example: dict[str, Any] = {"rows": [dict.fromkeys(first.features, 1.0)]}
+    example: dict[str, Any] = {"rows": [example_row]}
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
@@ -176,7 +206,12 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
         """Predict one or many rows; answers with labels, class probabilities and the model version."""
         model = holder.current  # read once: a concurrent swap cannot mix two versions in one answer
         assert model is not None
-        rows = np.array([[row.__dict__[name] for name in model.features] for row in body.rows], dtype=np.float64)
+        if model.takes_array:  # all numbers: straight into a float array (None -> NaN), no DataFrame
+            rows: Any = np.array(
+                [[row.__dict__[name] for name in model.features] for row in body.rows], dtype=np.float64
+            )
+        else:
+            rows = model.frame([row.__dict__ for row in body.rows])
         # Serialized straight to bytes by pydantic-core: the answer is built to the documented schema, so
         # validating it again per request would only cost time (schemathesis checks the schema in the tests).
         answer = {"model": model.name, "version": model.version, "predictions": model.predict(rows)}
@@ -204,6 +239,7 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
             "name": model.name,
             "version": model.version,
             "run_id": model.run_id,
+            "task": model.task,
             "features": list(model.features),
             "labels": {str(k): v for k, v in model.labels.items()},
             "follows_alias": holder.follows_alias,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpipeline.core.schema import Schema
 from mlpipeline.errors import MlpipelineError
 
 logger = logging.getLogger(__name__)
@@ -32,9 +33,34 @@ class LoadedModel:
     labels: dict[int, str]
     predictor: Any
     lineage: dict[str, str] = field(default_factory=dict)
+    schema: Schema | None = None
 
-    def predict(self, rows: np.ndarray) -> list[dict[str, Any]]:
-        """Label, class id and per-class probabilities for each row."""
+    @property
+    def takes_array(self) -> bool:
+        """True: rows go in as a float array in feature order; False: as a DataFrame (:meth:`frame`)."""
+        return self.schema is None or bool(getattr(self.predictor, "takes_array", False))
+
+    @property
+    def task(self) -> str:
+        return self.schema.task if self.schema is not None else "classification"
+
+    def request_shape(self) -> dict[str, Any]:
+        """What the API's request model is built from: each input's name, kind, categories and nullability."""
+        if self.schema is None:
+            return {"features": list(self.features)}
+        return {"task": self.schema.task, "features": self.schema.model_dump(mode="json")["features"]}
+
+    def frame(self, rows: list[dict[str, Any]]) -> Any:
+        """Request rows as the model takes them (text categories, float numbers, NaN for missing)."""
+        import pandas as pd
+
+        assert self.schema is not None
+        return self.schema.model_input(pd.DataFrame.from_records(rows, columns=list(self.features)))
+
+    def predict(self, rows: Any) -> list[dict[str, Any]]:
+        """For classes: label, class id and per-class probabilities for each row; for regression: the value."""
+        if self.task == "regression":
+            return [{"value": float(v)} for v in np.asarray(self.predictor.predict(rows), dtype=np.float64)]
         proba = np.asarray(self.predictor.predict_proba(rows))
         classes = [int(c) for c in self.predictor.classes_]
         names = [self.labels.get(c, str(c)) for c in classes]
@@ -63,7 +89,10 @@ def registry_loader(name: str) -> Loader:
             features = tuple(str(column["name"]) for column in inputs)
         except (KeyError, TypeError, ValueError) as exc:
             raise MlpipelineError(f"{name} v{version} has no input signature with column names") from exc
-        labels = {int(k): str(v) for k, v in (meta.get("metadata") or {}).get("labels", {}).items()}
+        metadata = meta.get("metadata") or {}
+        labels = {int(k): str(v) for k, v in metadata.get("labels", {}).items()}
+        # A version trained before schemas were recorded has numeric inputs only: serve it as such.
+        schema = Schema.model_validate(metadata) if "features" in metadata else None
         with tracking.translate_errors(f"reading {name} v{version}"):
             mv = tracking.client().get_model_version(name, version)
         lineage = {k: v for k, v in mv.tags.items() if k.startswith(LINEAGE_PREFIXES) and "reason" not in k}
@@ -73,8 +102,9 @@ def registry_loader(name: str) -> Loader:
             run_id=str(mv.run_id),
             features=features,
             labels=labels,
-            predictor=fast_predictor(model),
+            predictor=fast_predictor(model, len(features)),
             lineage=lineage,
+            schema=schema,
         )
 
     return load
@@ -118,10 +148,10 @@ class ModelHolder:
                 return False
             try:
                 candidate = self._load(target)
-                if candidate.features != self.current.features:
+                if candidate.request_shape() != self.current.request_shape():
                     raise MlpipelineError(
-                        f"v{target} expects inputs {list(candidate.features)}, the API serves "
-                        f"{list(self.current.features)}: restart the server to serve it"
+                        f"v{target} expects inputs {candidate.request_shape()}, the API serves "
+                        f"{self.current.request_shape()}: restart the server to serve it"
                     )
             except Exception as exc:  # keep serving the old model whatever went wrong with the new one
                 self.last_error = f"v{target} could not be loaded: {exc}"

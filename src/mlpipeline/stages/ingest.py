@@ -27,7 +27,7 @@ def run(params: IngestParams, out: Path) -> IngestResult:
     rows = 0
     columns: list[str] = []
     with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
-        for chunk in read_source(params.source, params.target):
+        for chunk in read_source(params.source, params.target, params.task):
             if not columns:
                 columns = [str(c) for c in chunk.columns]
                 chunk.to_csv(handle, index=False, lineterminator="\n")

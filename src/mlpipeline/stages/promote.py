@@ -25,12 +25,13 @@ from mlpipeline.core.gate import (
     contract_check,
     decide,
     evaluated_check,
+    schema_check,
     threshold_checks,
 )
-from mlpipeline.core.metrics import classification_metrics
-from mlpipeline.core.split import features_and_target
+from mlpipeline.core.metrics import LOWER_IS_BETTER, task_metrics
+from mlpipeline.core.schema import Schema
 from mlpipeline.errors import MlpipelineError
-from mlpipeline.io import registry, tracking
+from mlpipeline.io import modeldir, registry, tracking
 from mlpipeline.io.files import read_csv, read_json, write_json
 from mlpipeline.paths import Paths
 from mlpipeline.settings import Params, PromoteParams, env_settings
@@ -60,19 +61,42 @@ def _contract(report_path: Path, version_tags: dict[str, str]) -> Check:
     return contract_check(True, f"data {trained_on} passed contract '{report.get('contract')}'")
 
 
-def _vs_champion(params: PromoteParams, name: str, champion: str | None, metrics: dict[str, float], test: Any) -> Check:
-    candidate = metrics.get(params.compare_metric)
+def _inputs(schema: Schema) -> dict[str, object]:
+    """What must match between champion and candidate: the task and each input's name and kind."""
+    return {"task": schema.task, "inputs": {name: info.kind for name, info in schema.features.items()}}
+
+
+def _vs_champion(
+    params: PromoteParams, name: str, champion: str | None, metrics: dict[str, float], test: Any, schema: Schema
+) -> list[Check]:
+    metric = params.metric_for(schema.task)
+    lower = metric in LOWER_IS_BETTER
+    candidate = metrics.get(metric)
     if candidate is None:
-        return Check(name="vs_champion", status="error", detail=f"metric {params.compare_metric!r} missing")
+        return [Check(name="vs_champion", status="error", detail=f"metric {metric!r} missing")]
     if champion is None:
-        return champion_check(params.compare_metric, candidate, None, params.min_improvement)
+        return [champion_check(metric, candidate, None, params.min_improvement, lower)]
     try:
-        model = tracking.load_model(f"models:/{name}/{champion}")
-        X, y = features_and_target(test)
-        score = classification_metrics(y, model.predict(X))[params.compare_metric]
+        model, meta = tracking.load_model_with_meta(f"models:/{name}/{champion}")
+        theirs = modeldir.schema_from_metadata(meta.get("metadata"), f"champion v{champion}")
+    except Exception as exc:  # any failure to load the champion must fail closed, whatever raised it
+        return [Check(name="vs_champion", status="error", detail=f"cannot load champion v{champion}: {exc}")]
+    same_inputs = schema_check(_inputs(schema), _inputs(theirs), champion)
+    if same_inputs.status != "pass":
+        return [same_inputs]
+    try:
+        score = task_metrics(schema.task, schema.target(test), model.predict(theirs.model_input(test)))[metric]
     except Exception as exc:  # any failure to re-score the champion must fail closed, whatever raised it
-        return Check(name="vs_champion", status="error", detail=f"cannot re-score champion v{champion}: {exc}")
-    return champion_check(params.compare_metric, candidate, score, params.min_improvement)
+        return [Check(name="vs_champion", status="error", detail=f"cannot re-score champion v{champion}: {exc}")]
+    return [same_inputs, champion_check(metric, candidate, score, params.min_improvement, lower)]
+
+
+def floors(params: PromoteParams, task: str, metrics: dict[str, float]) -> list[Check]:
+    """The absolute thresholds of ``task``."""
+    if task == "classification":
+        return threshold_checks(metrics, {"accuracy": params.min_accuracy, "f1_macro": params.min_f1_macro})
+    maximums = {"rmse": params.max_rmse} if params.max_rmse is not None else {}
+    return threshold_checks(metrics, {"r2": params.min_r2}, maximums)
 
 
 def gate(
@@ -82,20 +106,22 @@ def gate(
     metrics: dict[str, float],
     contract: Check,
     test: Any,
+    schema: Schema,
     mode: Mode,
     experiment: str | None = None,
 ) -> Verdict:
-    """Decide for ``name`` v``version`` (scored ``metrics`` on ``test``) against the current champion."""
+    """Decide for ``name`` v``version`` (scored ``metrics`` on ``test``, taking inputs per ``schema``) against the
+    current champion."""
     champion = registry.alias_version(name, registry.CHAMPION)
     with tracking.translate_errors(f"reading {name} version {version}"):
         tags = dict(tracking.client().get_model_version(name, version).tags)
     checks = [
         evaluated_check(tags.get(registry.EVALUATED) == "true"),
         contract,
-        *threshold_checks(metrics, {"accuracy": params.min_accuracy, "f1_macro": params.min_f1_macro}),
+        *floors(params, schema.task, metrics),
     ]
     if champion != version:
-        checks.append(_vs_champion(params, name, champion, metrics, test))
+        checks.extend(_vs_champion(params, name, champion, metrics, test, schema))
     return decide(name, version, champion, checks, experiment=experiment, mode=mode)
 
 
@@ -167,13 +193,15 @@ def run(params: PromoteParams, paths: Paths) -> Verdict:
     with tracking.translate_errors(f"reading {name} version {version}"):
         tags = dict(tracking.client().get_model_version(name, version).tags)
     mode: Mode = "experiment" if settings.in_experiment and not params.from_experiments else "workspace"
+    schema = modeldir.schema_of(paths.model_dir)
     verdict = gate(
         params,
         name,
         version,
         metrics,
         _contract(paths.validation, tags),
-        read_csv(paths.test, "preprocess"),
+        read_csv(paths.test, "preprocess", schema.csv_dtypes()),
+        schema,
         mode,
         settings.dvc_exp_name,
     )
@@ -210,7 +238,10 @@ def promote_version(params: PromoteParams, name: str, version: str, locate: Call
             f"the test set of {name} v{version} (md5 {test_md5 or 'unknown'}) is not in the DVC cache, so the "
             "champion cannot be re-scored on it: `dvc pull` (or `dvc exp apply` its experiment) and retry"
         )
-    verdict = gate(params, name, version, metrics, contract, read_csv(test_file, "preprocess"), "explicit")
+    _, meta = tracking.load_model_with_meta(f"models:/{name}/{version}")
+    schema = modeldir.schema_from_metadata(meta.get("metadata"), f"{name} v{version}")
+    test = read_csv(test_file, "preprocess", schema.csv_dtypes())
+    verdict = gate(params, name, version, metrics, contract, test, schema, "explicit")
     apply(verdict, mv.run_id)
     report(verdict)
     return verdict

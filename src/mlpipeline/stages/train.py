@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from mlpipeline.core.metrics import classification_metrics
+from mlpipeline.core.metrics import task_metrics
 from mlpipeline.core.models import build_model
-from mlpipeline.core.split import features_and_target, labels_of
+from mlpipeline.core.schema import Schema
 from mlpipeline.errors import DataContractError
 from mlpipeline.faults import checkpoint
 from mlpipeline.io import modeldir, registry, tracking
-from mlpipeline.io.files import read_csv, write_json
+from mlpipeline.io.files import read_csv, read_json, write_json
 from mlpipeline.io.lineage import PARAMS_ARTIFACT, lineage_tags
 from mlpipeline.paths import Paths
-from mlpipeline.settings import Params, TrainParams, env_settings
+from mlpipeline.settings import Params, env_settings
 
 logger = logging.getLogger(__name__)
 
@@ -32,32 +32,42 @@ class TrainResult:
     model_md5: str
 
 
-def run(params: TrainParams, paths: Paths) -> TrainResult:
+def run(all_params: Params, paths: Paths) -> TrainResult:
     """Fit on the train split; write the model and its description; log params, metrics and model to a new run."""
     import mlflow
 
+    params = all_params.train
     settings = env_settings()
     tracking.configure()  # first: a tracking server that is down fails the stage before any work
-    df = read_csv(paths.train, "preprocess")
-    X, y = features_and_target(df)
-    labels = labels_of(df)
-    model = build_model(params)
+    schema = Schema.model_validate(read_json(paths.schema, "preprocess"))
+    experiment, registered_model = all_params.experiment_name(), all_params.model_name(schema.task)
+    df = read_csv(paths.train, "preprocess", schema.csv_dtypes())
+    X, y = schema.model_input(df), schema.target(df)
+    model = build_model(params, schema)
     try:
         model.fit(X, y)
     except ValueError as exc:
-        raise DataContractError(f"cannot train on {paths.train}: {exc}") from exc
-    metrics = classification_metrics(y, model.predict(X))
-    model_md5 = modeldir.save(model, paths.model_dir, X.head(5), labels)
+        raise DataContractError(f"cannot train {params.model} on {paths.train}: {exc}") from exc
+    metrics = task_metrics(schema.task, y, model.predict(X))
+    model_md5 = modeldir.save(model, paths.model_dir, X.head(5), schema)
 
     tags = {**lineage_tags({"train": paths.train}, paths.params, settings), tracking.MODEL_MD5_TAG: model_md5}
-    with tracking.start_run(params.experiment, tags=tags) as active, tracking.translate_errors("logging the run"):
+    with tracking.start_run(experiment, tags=tags) as active, tracking.translate_errors("logging the run"):
         mlflow.log_params(
-            {"model": params.model, **params.model_params(), "n_train_rows": len(X), "n_features": X.shape[1]}
+            {
+                "model": params.model,
+                "task": schema.task,
+                **params.model_params(),
+                **(params.preprocessing() if params.model != "hist_gradient_boosting" else {}),
+                "n_train_rows": len(X),
+                "n_features": X.shape[1],
+                "n_categorical": len(schema.categorical),
+            }
         )
         mlflow.log_metrics({f"train_{k}": v for k, v in metrics.items()})
         mlflow.log_text(paths.params.read_text(encoding="utf-8"), PARAMS_ARTIFACT)  # what reproduce rebuilds with
         version = tracking.log_model_dir(
-            paths.model_dir, params.registered_model, active, {**tags, registry.EVALUATED: "false"}
+            paths.model_dir, registered_model, active, {**tags, registry.EVALUATED: "false"}
         )
         checkpoint("train.registered")
         run_id = active.info.run_id
@@ -65,27 +75,31 @@ def run(params: TrainParams, paths: Paths) -> TrainResult:
     write_json(
         paths.model_meta,
         {
-            "experiment": params.experiment,
-            "registered_model": params.registered_model,
+            "experiment": experiment,
+            "registered_model": registered_model,
+            "task": schema.task,
             "model": params.model,
             "params": params.model_params(),
             "model_md5": model_md5,
             "features": [str(c) for c in X.columns],
-            "labels": {str(code): name for code, name in sorted(labels.items())},
+            "labels": {str(code): name for code, name in sorted(schema.labels.items())},
             "n_train_rows": len(X),
         },
     )
+    headline = "accuracy" if schema.task == "classification" else "r2"
     logger.info(
-        "trained %s (train accuracy %.3f); registered %s v%s in run %s",
+        "trained %s for %s (train %s %.3f); registered %s v%s in run %s",
         params.model,
-        metrics["accuracy"],
-        params.registered_model,
+        schema.task,
+        headline,
+        metrics[headline],
+        registered_model,
         version,
         run_id,
     )
-    return TrainResult(run_id=run_id, registered_model=params.registered_model, version=version, model_md5=model_md5)
+    return TrainResult(run_id=run_id, registered_model=registered_model, version=version, model_md5=model_md5)
 
 
 def main(params: Params, paths: Paths) -> TrainResult:
     """The DVC stage."""
-    return run(params.train, paths)
+    return run(params, paths)

@@ -29,18 +29,19 @@ def load_contract(path: Path) -> Contract:
 def run(params: ValidateParams, raw: Path, report: Path) -> ValidationReport:
     """Check ``raw``; write the report either way and raise DataContractError naming every failing column."""
     contract = load_contract(Path(params.contract))
-    df = read_csv(raw, "ingest")
+    df = read_csv(raw, "ingest", contract.to_schema().csv_dtypes())
     # The hash ties this verdict to the exact bytes checked; the promotion gate compares it with the model's lineage.
     result = check_frame(df, contract, params.min_rows_per_class).model_copy(update={"data_md5": md5(raw)})
     write_json(report, result.model_dump(mode="json"))
     if not result.passed:
         raise DataContractError(f"{raw} breaks data contract '{contract.name}': {result.summary()}. Report: {report}")
     logger.info(
-        "%s satisfies contract '%s' (%d rows, classes %s)",
+        "%s satisfies contract '%s' (%d rows, %s%s)",
         raw,
         contract.name,
         result.rows,
-        result.class_counts,
+        contract.task,
+        f", classes {result.class_counts}" if result.class_counts else "",
     )
     return result
 

@@ -1,0 +1,143 @@
+"""Any tabular data set, end to end: the bundled ones with only the source changed plus a drafted contract, and
+a user's own CSV with text categories, missing values and numeric labels, from the file to a served answer."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.conftest import Project
+from tests.integration.conftest import client, ran
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("datasets")]
+
+
+def champion_of(project: Project, name: str) -> str | None:
+    aliases = client(project).get_registered_model(name).aliases
+    return str(aliases["champion"]) if "champion" in aliases else None
+
+
+def test_every_bundled_data_set_runs_with_only_its_source_changed(project: Project) -> None:
+    first = project.make("run")
+    assert ran(first.stdout)[-1] == "promote"
+    iris_champion = champion_of(project, "iris-classifier")
+    for name, task, floor in [
+        ("wine", "classification", 0.85),
+        ("breast_cancer", "classification", 0.85),
+        ("digits", "classification", 0.8),
+        ("diabetes", "regression", 0.2),
+    ]:
+        project.set_param("ingest.source", f"sklearn:{name}")
+        project.set_param("ingest.name", name)
+        project.repro("ingest")
+        project.run("mlpipeline", "contract", f"data/raw/{name}.csv", f"contracts/{name}.yaml")
+        project.set_param("validate.contract", f"contracts/{name}.yaml")
+        out = project.make("run")
+        metrics = json.loads(project.path("metrics/metrics.json").read_text())
+        headline = "accuracy" if task == "classification" else "r2"
+        assert metrics[headline] >= floor, (name, metrics)
+        assert re.search(rf"INFO test .*\b{headline} [0-9.]+", out.stderr + out.stdout), name  # the score is printed
+        model = f"{name}-{'classifier' if task == 'classification' else 'regressor'}"
+        assert champion_of(project, model) == "1", (name, out.stdout, out.stderr)  # its own registered model
+        verdict = json.loads(project.path("metrics/promotion.json").read_text())
+        assert verdict["model"] == model
+        assert verdict["decision"] == "promoted"
+    report = json.loads(project.path("metrics/report.json").read_text())
+    assert report["task"] == "regression"
+    assert set(report["residuals"]) >= {"mean", "q50", "max_abs"}
+    assert {p.name for p in project.path("plots/evaluation").glob("*.png")} == {
+        "predicted_vs_actual.png",
+        "residuals.png",
+    }
+    assert champion_of(project, "iris-classifier") == iris_champion  # no other data set touched it
+
+
+def shop_csv(rows: int = 240, seed: int = 7) -> str:
+    """A deterministic own data set: text categories, gaps in a number and a category, numeric labels."""
+    rng = np.random.default_rng(seed)
+    lines = ["Colour,Size (cm),Shape,Grade"]
+    for i in range(rows):
+        colour = ["red", "green", "blue"][int(rng.integers(3))]
+        size = float(rng.normal(10, 3))
+        grade = 5 if size + (4 if colour == "red" else 0) + rng.normal(0, 0.5) > 11 else 3
+        shape = "" if i % 13 == 0 else ["round", "square"][int(rng.integers(2))]
+        shown = "" if i % 17 == 0 else f"{size:.2f}"
+        lines.append(f"{colour},{shown},{shape},{grade}")
+    return "\n".join(lines) + "\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def post(port: int, body: Any) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_own_csv_with_categories_and_gaps_from_file_to_served_answer(project: Project, tmp_path: Path) -> None:
+    # The README's own-data path: (1) put the file in data/sources/, (2) draft the contract and use it,
+    # (3) make run, (4) serve.
+    project.path("data/sources/shop.csv").write_text(shop_csv())
+    project.run("mlpipeline", "contract", "data/sources/shop.csv", "contracts/shop.yaml", "--target", "Grade", "--use")
+    out = project.make("run")
+    assert ran(out.stdout) == ["check-params", "ingest", "validate", "preprocess", "train", "evaluate", "promote"]
+    metrics = json.loads(project.path("metrics/metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.85, metrics
+    assert champion_of(project, "shop-classifier") == "1"
+
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        ["mlpipeline", "serve", "--port", str(port)], cwd=project.root, env=project.env, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, "server not ready within 60 s"
+                time.sleep(0.3)
+        status, answer = post(
+            port,
+            {
+                "rows": [
+                    {"colour": "red", "size_cm": 12.0, "shape": "round"},
+                    {"colour": "blue", "size_cm": None, "shape": None},
+                ]
+            },
+        )
+        assert status == 200, answer
+        assert answer["model"] == "shop-classifier"
+        assert next(p["label"] for p in answer["predictions"]) == "5"  # class names kept: the file's own labels
+        status, answer = post(port, {"rows": [{"colour": "purple", "size_cm": 1.0, "shape": "round"}]})
+        assert status == 422
+        assert answer["detail"][0]["loc"][-1] == "colour"
+        assert "'blue', 'green' or 'red'" in answer["detail"][0]["msg"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
