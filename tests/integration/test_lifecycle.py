@@ -79,7 +79,7 @@ def test_gate_fails_closed_when_the_champion_cannot_be_loaded(done: Project, tmp
     assert (
         "promotion gate could not decide for iris-classifier v2, nothing promoted (champion still 1)" in result.stderr
     )
-    assert "cannot re-score champion v1" in result.stderr
+    assert "cannot load champion v1" in result.stderr
     assert "Traceback" not in result.stderr
     assert aliases(project) == {"champion": "1"}
     assert verdict(project)["decision"] == "error"

@@ -111,10 +111,15 @@ def test_noop_and_selective_reruns(done: Project, tmp_path: Path) -> None:
     # validate reruns; its report is byte-identical, so DVC rightly skips what depends only on it.
     assert ran(project.repro().stdout) == ["validate"]
 
-    # A module imported indirectly: train splits features from labels with core/split.py.
+    # A module imported indirectly: every stage from validate on reads typed columns through core/schema.py.
+    module = project.path("src/mlpipeline/core/schema.py")
+    module.write_text(module.read_text() + "\n# edited\n")
+    assert ran(project.repro().stdout) == ["validate", "preprocess", "train", "evaluate", "promote"]
+
+    # One imported by preprocess alone: its split comes out byte-identical, so nothing after it reruns.
     module = project.path("src/mlpipeline/core/split.py")
     module.write_text(module.read_text() + "\n# edited\n")
-    assert ran(project.repro().stdout) == ["preprocess", "train", "evaluate", "promote"]
+    assert ran(project.repro().stdout) == ["preprocess"]
 
     # A dev tool's version is not an input: only a stage's own resolved packages are.
     project.path("uv.lock").write_text(project.path("uv.lock").read_text() + "\n# a dev tool moved\n")
