@@ -126,7 +126,9 @@ def test_params_keys_dvc_interpolates_must_be_in_the_file(tmp_path: Path) -> Non
 
     params = tmp_path / "params.yaml"
     params.write_text("train:\n  seed: 3\n")  # valid for our defaults, but dvc.yaml needs ingest.name
-    with pytest.raises(ConfigError, match=r"'ingest\.name', 'validate\.contract' must be set in the file itself"):
+    with pytest.raises(
+        ConfigError, match=r"'ingest\.name', 'preprocess\.format', 'validate\.contract' must be set in the file itself"
+    ):
         check_file(params, REPO / "dvc.yaml")
     params.write_text((REPO / "params.yaml").read_text())
     assert check_file(params, REPO / "dvc.yaml") == Params()

@@ -58,7 +58,7 @@ def validate(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 def preprocess(params: ParamsOption = Path("params.yaml")) -> None:
-    """Stratified split into data/processed/train.csv and test.csv."""
+    """Stratified split into data/processed/train and test (.csv, or .parquet by preprocess.format)."""
     _stage("preprocess", params)
 
 

@@ -42,11 +42,15 @@ class Paths:
 
     @classmethod
     def from_params(cls, params: Params, params_file: Path = DEFAULT_PARAMS_FILE) -> Paths:
-        """The paths for these params (``data/raw/<ingest.name>.csv``, the contract of ``validate.contract``)."""
+        """The paths for these params (``data/raw/<ingest.name>.csv``, the contract of ``validate.contract``,
+        the split's files in ``preprocess.format``)."""
+        split = Path("data/processed")
         return cls(
             params=params_file,
             contract=Path(params.validate_.contract),
             raw=Path("data/raw") / f"{params.ingest.name}.csv",
+            train=split / f"train.{params.preprocess.format}",
+            test=split / f"test.{params.preprocess.format}",
         )
 
     def stage_io(self, stage: str) -> tuple[list[Path], list[Path]]:

@@ -141,3 +141,15 @@ def test_own_csv_with_categories_and_gaps_from_file_to_served_answer(project: Pr
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+    # The same split as Parquet files: preprocess onward reruns, the champion is re-scored on the typed test set,
+    # and the scores are those of the CSV split (same rows, same values, same model).
+    project.set_param("preprocess.format", "parquet")
+    again = project.repro()
+    assert ran(again.stdout) == ["check-params", "preprocess", "train", "evaluate", "promote"]
+    for part in ("train", "test"):
+        assert project.path(f"data/processed/{part}.parquet").read_bytes()[:4] == b"PAR1"
+    assert json.loads(project.path("metrics/metrics.json").read_text()) == metrics
+    verdict = json.loads(project.path("metrics/promotion.json").read_text())
+    assert verdict["decision"] == "rejected", verdict  # no better than the champion it re-scored
+    assert champion_of(project, "shop-classifier") == "1"

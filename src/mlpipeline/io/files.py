@@ -115,6 +115,22 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
         df.to_csv(tmp, index=False, lineterminator="\n")
 
 
+PARQUET_MAGIC = b"PAR1"
+
+
+def write_table(path: Path, df: pd.DataFrame) -> None:
+    """Write a table atomically as CSV, or as Parquet when ``path`` ends in ``.parquet`` (column types kept).
+
+    Parquet is written without an index, zstd-compressed; pyarrow writes no time or host into it, so the same
+    data gives the same bytes and DVC sees no change.
+    """
+    if path.suffix.lower() != ".parquet":
+        write_csv(path, df)
+        return
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+
+
 def read_json(path: Path, what: str) -> Any:
     """Read a JSON file another stage wrote; say which stage to run when it is missing or broken."""
     try:
@@ -142,6 +158,27 @@ def read_csv(path: Path, what: str, dtype: dict[str, str] | None = None) -> pd.D
         raise DataContractError(f"{path} is empty (not even a header row)") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataContractError(f"{path} is not a readable CSV: {exc}") from exc
+
+
+def read_table(path: Path, what: str, dtype: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read a table an earlier stage wrote, CSV or Parquet (told by the file's first bytes, so a DVC cache
+    file without a suffix reads too); ``dtype`` as for :func:`read_csv`."""
+    try:
+        with path.open("rb") as handle:
+            parquet = handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+    except FileNotFoundError as exc:
+        raise MlpipelineError(f"{path} not found: run the {what} stage first (`dvc repro`)") from exc
+    if not parquet:
+        return read_csv(path, what, dtype)
+    import pandas as pd
+
+    try:
+        df = pd.read_parquet(path, engine="pyarrow")
+    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+        raise DataContractError(
+            f"{path} is not a readable Parquet file ({exc}); rerun the {what} stage (`dvc repro -f {what}`)"
+        ) from exc
+    return df.astype({name: kind for name, kind in (dtype or {}).items() if name in df.columns})
 
 
 def read_yaml(path: Path, what: str) -> Any:

@@ -17,7 +17,7 @@ from mlpipeline.core.columns import snake_case
 from mlpipeline.core.metrics import confusion, per_class_report, residual_summary, task_metrics
 from mlpipeline.errors import MlpipelineError
 from mlpipeline.io import modeldir, registry, tracking
-from mlpipeline.io.files import atomic_path, md5, read_csv, read_json, write_csv, write_json
+from mlpipeline.io.files import atomic_path, md5, read_json, read_table, write_csv, write_json
 from mlpipeline.paths import Paths
 from mlpipeline.settings import EvaluateParams, Params, env_settings
 
@@ -106,7 +106,7 @@ def run(params: EvaluateParams, paths: Paths) -> EvaluateResult:
         )
     model = modeldir.load(paths.model_dir)
     schema = modeldir.schema_of(paths.model_dir)
-    df = read_csv(paths.test, "preprocess", schema.csv_dtypes())
+    df = read_table(paths.test, "preprocess", schema.csv_dtypes())
     y = schema.target(df)
     predicted = model.predict(schema.model_input(df))
     metrics = task_metrics(schema.task, y, predicted)

@@ -1,4 +1,4 @@
-"""Preprocess: split the validated raw data into ``data/processed/{train,test}.csv`` plus their ``schema.json``.
+"""Preprocess: split the validated raw data into ``data/processed/{train,test}.<format>`` plus ``schema.json``.
 
 Classes are split stratified (each class keeps its share in both parts); a regression target is split at
 random. The schema (task, feature kinds and categories, labels) comes from the validation report, so train and
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mlpipeline.core.schema import Schema
 from mlpipeline.core.split import split
 from mlpipeline.errors import DataContractError
-from mlpipeline.io.files import read_csv, read_json, write_csv, write_json
+from mlpipeline.io.files import read_csv, read_json, write_json, write_table
 from mlpipeline.paths import Paths
 from mlpipeline.settings import Params, PreprocessParams
 
@@ -41,8 +41,8 @@ def run(params: PreprocessParams, paths: Paths) -> PreprocessResult:
         train, test = split(df, params.test_size, params.seed, stratify=schema.task == "classification")
     except ValueError as exc:  # e.g. a test_size too small to hold one row per class
         raise DataContractError(f"cannot split {paths.raw} with test_size={params.test_size}: {exc}") from exc
-    write_csv(paths.train, train)
-    write_csv(paths.test, test)
+    write_table(paths.train, train)
+    write_table(paths.test, test)
     write_json(paths.schema, schema.model_dump(mode="json"))
     logger.info(
         "split %s into %d train / %d test rows (seed %d, %s)",

@@ -32,7 +32,7 @@ from mlpipeline.core.metrics import LOWER_IS_BETTER, task_metrics
 from mlpipeline.core.schema import Schema
 from mlpipeline.errors import MlpipelineError
 from mlpipeline.io import modeldir, registry, tracking
-from mlpipeline.io.files import read_csv, read_json, write_json
+from mlpipeline.io.files import read_json, read_table, write_json
 from mlpipeline.paths import Paths
 from mlpipeline.settings import Params, PromoteParams, env_settings
 
@@ -200,7 +200,7 @@ def run(params: PromoteParams, paths: Paths) -> Verdict:
         version,
         metrics,
         _contract(paths.validation, tags),
-        read_csv(paths.test, "preprocess", schema.csv_dtypes()),
+        read_table(paths.test, "preprocess", schema.csv_dtypes()),
         schema,
         mode,
         settings.dvc_exp_name,
@@ -240,7 +240,7 @@ def promote_version(params: PromoteParams, name: str, version: str, locate: Call
         )
     _, meta = tracking.load_model_with_meta(f"models:/{name}/{version}")
     schema = modeldir.schema_from_metadata(meta.get("metadata"), f"{name} v{version}")
-    test = read_csv(test_file, "preprocess", schema.csv_dtypes())
+    test = read_table(test_file, "preprocess", schema.csv_dtypes())
     verdict = gate(params, name, version, metrics, contract, test, schema, "explicit")
     apply(verdict, mv.run_id)
     report(verdict)

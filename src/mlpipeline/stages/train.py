@@ -16,7 +16,7 @@ from mlpipeline.core.schema import Schema
 from mlpipeline.errors import DataContractError
 from mlpipeline.faults import checkpoint
 from mlpipeline.io import modeldir, registry, tracking
-from mlpipeline.io.files import read_csv, read_json, write_json
+from mlpipeline.io.files import read_json, read_table, write_json
 from mlpipeline.io.lineage import PARAMS_ARTIFACT, lineage_tags
 from mlpipeline.paths import Paths
 from mlpipeline.settings import Params, env_settings
@@ -41,7 +41,7 @@ def run(all_params: Params, paths: Paths) -> TrainResult:
     tracking.configure()  # first: a tracking server that is down fails the stage before any work
     schema = Schema.model_validate(read_json(paths.schema, "preprocess"))
     experiment, registered_model = all_params.experiment_name(), all_params.model_name(schema.task)
-    df = read_csv(paths.train, "preprocess", schema.csv_dtypes())
+    df = read_table(paths.train, "preprocess", schema.csv_dtypes())
     X, y = schema.model_input(df), schema.target(df)
     model = build_model(params, schema)
     try:
