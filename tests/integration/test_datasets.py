@@ -61,6 +61,17 @@ def test_every_bundled_data_set_runs_with_only_its_source_changed(project: Proje
     }
     assert champion_of(project, "iris-classifier") == iris_champion  # no other data set touched it
 
+    # Forcing another data set's model into Iris's registered model: the gate refuses it with the reason.
+    project.set_param("train.registered_model", "iris-classifier")
+    project.repro()
+    verdict = json.loads(project.path("metrics/promotion.json").read_text())
+    assert verdict["model"] == "iris-classifier"
+    assert verdict["decision"] == "rejected", verdict
+    refused = next(check for check in verdict["checks"] if check["name"] == "input_schema")
+    assert refused["status"] == "fail"
+    assert "a different data set needs its own registered model" in refused["detail"]
+    assert champion_of(project, "iris-classifier") == iris_champion
+
 
 def shop_csv(rows: int = 240, seed: int = 7) -> str:
     """A deterministic own data set: text categories, gaps in a number and a category, numeric labels."""
