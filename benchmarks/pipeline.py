@@ -99,8 +99,8 @@ def main() -> None:
                 runs.append(once(Path(tmp), runtime))
         results[runtime] = report(f"runtime: {runtime}", runs)
     if "docker" in results:
-        print("\nper-stage container overhead (docker - in-process)")
-        for stage in STAGE_CMDS:
+        print("\nper-stage container overhead (docker - local)")
+        for stage in STAGES:
             key = f"  stage process: {stage}"
             extra = results["docker"][key] - results["local"][key]
             print(f"  {stage:12s} {extra:+6.2f} s   ({results['docker'][key] / results['local'][key]:.2f}x)")
