@@ -30,7 +30,8 @@ COMPOSE_ENV = PROJECT_DIR="$(CURDIR)" MLPIPELINE_UID="$$(id -u)" MLPIPELINE_GID=
 	DOCKER_GID="$$(stat -c %g $(DOCKER_SOCKET))" DOCKER_SOCKET="$(DOCKER_SOCKET)" MLPIPELINE_IMAGE_TAG="$(IMAGE_TAG)"
 
 .PHONY: help setup lock setup-env git-sync run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
-	build run-docker run-stage serve serve-docker up down ps logs setup-remote push pull dagshub
+	build run-docker run-stage serve serve-docker up down ps logs setup-remote push pull dagshub \
+	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36mmake %-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -168,22 +169,60 @@ ui: setup ## Open the MLflow UI on the local store (MLFLOW_TRACKING_URI if set)
 	@mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(UI_PORT)
 
 lint: setup ## Lint, format check and type check (ruff, mypy)
-	@ruff check src tests benchmarks
-	@ruff format --check src tests benchmarks
+	@ruff check src tests benchmarks airflow/dags
+	@ruff format --check src tests benchmarks airflow/dags
+	@mlpipeline airflow-spec --check
 	@mypy
 
 format: setup ## Format the code and fix what ruff can
-	@ruff format src tests benchmarks
-	@ruff check --fix src tests benchmarks
+	@ruff format src tests benchmarks airflow/dags
+	@ruff check --fix src tests benchmarks airflow/dags
 
-test: setup ## Run all tests (unit + integration; engine-bound tiers skip with a reason when absent)
+test: setup airflow-setup ## Run all tests (unit + integration; engine-bound tiers skip with a reason when absent)
 	@pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: setup ## Run only the fast unit tests
 	@pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: setup ## Run only the integration tests (real dvc repro, MLflow)
+test-integration: setup airflow-setup ## Run only the integration tests (real dvc repro, MLflow)
 	@pytest -n 2 --dist loadgroup -m integration $(PYTEST_ARGS)
+
+# ---- Airflow: its own locked environment (airflow/pyproject.toml, airflow/uv.lock), never mixed with ours ----
+AIRFLOW_VENV := airflow/.venv
+AIRFLOW_HOME ?= $(CURDIR)/.airflow
+AIRFLOW := $(abspath $(AIRFLOW_VENV))/bin/airflow
+# A DAG run's commit: the one checked out here (workers check it out in their own clones).
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+AIRFLOW_ENV = AIRFLOW_HOME="$(AIRFLOW_HOME)" AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/airflow/dags" \
+	AIRFLOW__CORE__LOAD_EXAMPLES=false MLPIPELINE_WORKSPACE="$${MLPIPELINE_WORKSPACE:-$(CURDIR)}"
+
+$(AIRFLOW_VENV)/.synced: airflow/uv.lock airflow/pyproject.toml | $(UV)
+	@cd airflow && UV_PROJECT_ENVIRONMENT=.venv $(UV) sync --frozen --compile-bytecode --quiet
+	@touch $@
+
+airflow-setup: $(AIRFLOW_VENV)/.synced ## Install Airflow's own locked environment into airflow/.venv
+
+airflow-spec: setup ## Regenerate airflow/dags/pipeline.json from dvc.yaml (commit it; make lint checks it)
+	@mlpipeline airflow-spec
+
+airflow-test: setup airflow-setup ## Run the DAG once here, in-process, without a scheduler (airflow dags test)
+	@$(AIRFLOW_ENV) $(AIRFLOW) db migrate >/dev/null
+	@$(AIRFLOW_ENV) $(AIRFLOW) dags test mlpipeline --conf '{"commit": "$(COMMIT)"}'
+
+airflow-up: airflow-setup ## Start Airflow (compose profile airflow: API server, scheduler, DAG processor, Celery worker, Redis, PostgreSQL)
+	@test -f .env || { echo "error: no .env: cp .env.example .env and set the passwords"; exit 1; }
+	@docker image inspect mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG) >/dev/null 2>&1 || \
+	  { echo "error: image mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG) not found (missing or stale): run make build"; exit 1; }
+	@$(COMPOSE_ENV) AIRFLOW_IMAGE_TAG=$(AIRFLOW_IMAGE_TAG) $(COMPOSE) --profile airflow up -d
+	@echo "Airflow: http://127.0.0.1:$${AIRFLOW_PORT:-8080}  (make airflow-run, make airflow-down)"
+
+airflow-run: ## Trigger the DAG at this commit and wait, printing each task's state (COMMIT=...)
+	@$(COMPOSE_ENV) AIRFLOW_IMAGE_TAG=$(AIRFLOW_IMAGE_TAG) $(COMPOSE) --profile airflow exec -T airflow-scheduler \
+	  python /opt/airflow/dags/trigger.py --commit "$(COMMIT)"
+
+airflow-down: ## Stop Airflow (the team stack keeps running; named volumes keep the data)
+	@$(COMPOSE_ENV) AIRFLOW_IMAGE_TAG=$(AIRFLOW_IMAGE_TAG) $(COMPOSE) --profile airflow stop \
+	  airflow-apiserver airflow-scheduler airflow-dag-processor airflow-worker redis airflow-init
 
 bench: setup ## Print pipeline timings (benchmarks/pipeline.py)
 	@python benchmarks/pipeline.py

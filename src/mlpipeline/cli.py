@@ -325,21 +325,9 @@ def setup_remote(
 
     Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (environment or .env), never from a file in git.
     """
-    from mlpipeline.errors import ConfigError
     from mlpipeline.io import remote
-    from mlpipeline.settings import env_settings
 
-    settings = env_settings()
-    if settings.aws_access_key_id is None or settings.aws_secret_access_key is None:
-        raise ConfigError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (environment or .env, see .env.example)")
-    chosen = endpoint or settings.mlpipeline_s3_endpoint or ""
-    target = remote.S3Remote(
-        name=name,
-        url=url or settings.mlpipeline_remote_url,
-        endpoint=None if chosen in ("", "aws") else chosen,
-        access_key_id=settings.aws_access_key_id.get_secret_value(),
-        secret_access_key=settings.aws_secret_access_key.get_secret_value(),
-    )
+    target = remote.remote_from_env(url, endpoint, name)
     created = remote.ensure_bucket(target) if create_bucket else False
     remote.configure(target)
     logger.info(
@@ -383,6 +371,35 @@ def dagshub() -> None:
 
     uri = configure_dagshub(env_settings())
     logger.info("DVC remote 'origin' and MLflow tracking (%s) now point at DagsHub; try `make push`", uri)
+
+
+@app.command("airflow-spec")
+def airflow_spec(
+    check: Annotated[bool, typer.Option("--check", help="Only check that the committed file is fresh.")] = False,
+) -> None:
+    """Write airflow/dags/pipeline.json, the stage graph the Airflow DAG reads, from dvc.yaml (as `dvc dag`)."""
+    from mlpipeline.runtimes.airflow import SPEC, write_spec
+
+    fresh = write_spec(Path.cwd(), check=check)
+    logger.info("%s %s dvc.yaml's stage graph", SPEC, "matches" if fresh else "now matches")
+
+
+@app.command()
+def task(
+    stage: Annotated[str, typer.Argument(help="The dvc.yaml stage to run.")],
+    commit: Annotated[str, typer.Option(help="Check out this commit first (the DAG run's); default: as is.")] = "",
+) -> None:
+    """One Airflow task, in this workspace: at --commit, `dvc repro --pull STAGE`, then push its outputs and
+    run-cache to the DVC remote (configured from AWS_* and MLPIPELINE_REMOTE_URL/S3_ENDPOINT when set)."""
+    from mlpipeline.runtimes.airflow import run_task
+
+    done = run_task(stage, commit)
+    logger.info(
+        "task %s done%s%s",
+        stage,
+        f" at {done['commit'][:12]}" if done["commit"] else "",
+        ", outputs and run-cache pushed" if done["remote"] else " (no DVC remote: nothing pushed)",
+    )
 
 
 @app.command("check-params", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project, copy_project
+from tests.integration.services import database, s3, tracking_server  # noqa: F401  (fixtures for every module)
 
 STAGES = ["check-params", "ingest", "validate", "preprocess", "train", "evaluate", "promote"]
 

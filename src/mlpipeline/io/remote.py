@@ -155,6 +155,24 @@ def configure(remote: S3Remote, make_default: bool = True) -> None:
         }
 
 
+def remote_from_env(url: str = "", endpoint: str = "", name: str = "storage") -> S3Remote:
+    """The S3 remote the environment (or .env) describes: MLPIPELINE_REMOTE_URL, MLPIPELINE_S3_ENDPOINT
+    ('aws' for AWS itself) and the AWS_* credentials; ``url`` and ``endpoint`` override the first two."""
+    from mlpipeline.settings import env_settings
+
+    settings = env_settings()
+    if settings.aws_access_key_id is None or settings.aws_secret_access_key is None:
+        raise ConfigError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (environment or .env, see .env.example)")
+    chosen = endpoint or settings.mlpipeline_s3_endpoint or ""
+    return S3Remote(
+        name=name,
+        url=url or settings.mlpipeline_remote_url,
+        endpoint=None if chosen in ("", "aws") else chosen,
+        access_key_id=settings.aws_access_key_id.get_secret_value(),
+        secret_access_key=settings.aws_secret_access_key.get_secret_value(),
+    )
+
+
 def configured_remote(name: str | None = None) -> tuple[str, dict[str, Any]]:
     """The remote ``dvc push``/``pull`` would use (its name and merged config); ConfigError when there is none."""
     config = _repo().config

@@ -1,0 +1,486 @@
+"""The pipeline on Airflow, with real Airflow (its own environment, airflow/.venv from `make airflow-setup`).
+
+- `mlpipeline task` on two workspaces that share only an S3 server (moto) and an MLflow store: the protocol every
+  Airflow task follows, without Airflow;
+- the DAG file in a real DagBag, for each operator; the Kubernetes pod spec rendered (no cluster can run here);
+- `airflow dags test`: the whole pipeline, byte-identical to `make run`; a failing stage stops what is downstream,
+  keeps the champion, and a run after the fix resumes from the failed stage;
+- a real scheduler, DAG processor, API server and two Celery workers (Redis broker, PostgreSQL metadata DB), each
+  with its own clone, sharing only the S3 server and an MLflow tracking server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, VENV_BIN, Project, copy_project, project_env
+from tests.integration.conftest import STAGES, ran
+from tests.integration.services import KEY_ID, PG, SECRET, Service, clean_env, free_port
+from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow")]
+
+AIRFLOW_BIN = REPO / "airflow" / ".venv" / "bin"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def airflow_installed() -> None:
+    if not (AIRFLOW_BIN / "airflow").exists():
+        reason = "Airflow's environment is not installed: run `make airflow-setup` (make test does)"
+        if os.environ.get("MLPIPELINE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"MLPIPELINE_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+
+
+def commit_all(project: Project, message: str) -> str:
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-qm", message)
+    return project.run("git", "rev-parse", "HEAD").stdout.strip()
+
+
+def clone(origin: Path, dest: Path) -> Project:
+    subprocess.run(["git", "clone", "-q", str(origin), str(dest)], check=True, env=project_env(dest))
+    return Project(dest)
+
+
+# ---- the task protocol, without Airflow ----
+
+
+def task(workspace: Project, stage: str, commit: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "mlpipeline", "task", stage, "--commit", commit],
+        cwd=workspace.root,
+        env={**workspace.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"task {stage} failed:\n{done.stdout}\n{done.stderr}"
+    assert SECRET not in done.stdout + done.stderr
+    return done
+
+
+def test_tasks_on_two_workspaces_sharing_only_s3_and_mlflow(done: Project, s3: Service, tmp_path: Path) -> None:
+    origin = Project(copy_project(tmp_path / "origin"))
+    head = origin.run("git", "rev-parse", "HEAD").stdout.strip()
+    workers = [clone(origin.root, tmp_path / "worker-a"), clone(origin.root, tmp_path / "worker-b")]
+    env = {
+        "AWS_ACCESS_KEY_ID": KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "MLPIPELINE_S3_ENDPOINT": s3.url,
+        "MLPIPELINE_REMOTE_URL": f"s3://dvc-store/{uuid.uuid4().hex[:8]}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",  # stands in for the tracking server
+    }
+    stages_ran: dict[str, list[str]] = {}
+    for i, stage in enumerate(STAGES):  # alternate workers: every stage needs outputs made on the other one
+        stages_ran[stage] = ran(task(workers[i % 2], stage, head, env).stdout)
+    assert [s for s, names in stages_ran.items() if stage_ran(s, names)] == STAGES  # each ran once, where due
+    last = workers[(len(STAGES) - 1) % 2]
+    assert last.path("dvc.lock").read_bytes() == origin.path("dvc.lock").read_bytes()  # as `make run` writes it
+    assert file_hashes(last, DETERMINISTIC) == file_hashes(done, DETERMINISTIC)
+    assert "storage" in last.path(".dvc/config").read_text()
+    assert SECRET not in last.path(".dvc/config").read_text()
+
+    # A fresh worker, the same commit: everything is restored from the remote, nothing runs again.
+    fresh = clone(origin.root, tmp_path / "worker-c")
+    again = task(fresh, "promote", head, env)
+    assert ran(again.stdout) == []
+    assert fresh.path("dvc.lock").read_bytes() == origin.path("dvc.lock").read_bytes()
+
+    # A new commit changes a train param: a worker still at the old commit checks it out; only train onward run.
+    origin.set_param("train.n_estimators", 60)
+    changed = commit_all(origin, "n_estimators 60")
+    assert ran(task(workers[0], "train", changed, env).stdout) == ["check-params", "train"]
+    assert ran(task(workers[1], "evaluate", changed, env).stdout) == ["check-params", "evaluate"]
+    assert workers[1].run("git", "rev-parse", "HEAD").stdout.strip() == changed
+
+
+def stage_ran(stage: str, names: list[str]) -> bool:
+    return stage in names and all(name in ("check-params", stage) for name in names)
+
+
+# ---- Airflow itself ----
+
+
+def airflow_env(home: Path, workspace: Path, **extra: str) -> dict[str, str]:
+    """A worker's environment: Airflow's own settings, the workspace, the project's Python for the stages."""
+    env = {k: v for k, v in clean_env().items() if not k.startswith(("AIRFLOW", "PYTHONPATH", "VIRTUAL_ENV"))}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "airflow" / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="false",
+        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
+        MLPIPELINE_WORKSPACE=str(workspace),
+        MLPIPELINE_PYTHON=str(VENV_BIN / "python"),
+        MLFLOW_TRACKING_URI=f"sqlite:///{workspace / 'mlflow.db'}",
+        PATH=f"{AIRFLOW_BIN}{os.pathsep}{os.environ['PATH']}",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    env.update(extra)
+    return env
+
+
+def airflow(
+    env: dict[str, str], *args: str, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(AIRFLOW_BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+STATES = """
+import json
+from airflow.models.dagrun import DagRun
+run = max(DagRun.find(dag_id="mlpipeline"), key=lambda r: r.run_after)
+tis = run.get_task_instances()
+print("STATES=" + json.dumps({"run": str(run.state), **{ti.task_id: str(ti.state) for ti in tis}}))
+"""
+
+
+def last_run_states(env: dict[str, str]) -> dict[str, str]:
+    done = subprocess.run(
+        [str(AIRFLOW_BIN / "python"), "-c", STATES], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("STATES="))
+    return dict(json.loads(line.removeprefix("STATES=")))
+
+
+DAGBAG = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+dag = bag.dags.get("mlpipeline")
+edges = sorted([up, t.task_id] for t in dag.tasks for up in t.upstream_task_ids) if dag else None
+print("DAGBAG=" + json.dumps({
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "edges": edges,
+    "operators": sorted({type(t).__name__ for t in dag.tasks}) if dag else None,
+    "queues": {t.task_id: t.queue for t in dag.tasks} if dag else None,
+    "max_active_runs": dag.max_active_runs if dag else None,
+}))
+"""
+
+
+def dagbag(env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [str(AIRFLOW_BIN / "python"), "-c", DAGBAG, str(REPO / "airflow" / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("DAGBAG="))
+    return dict(json.loads(line.removeprefix("DAGBAG=")))
+
+
+def test_dag_imports_for_every_operator_with_dvc_yamls_edges(tmp_path: Path) -> None:
+    spec = json.loads((REPO / "airflow/dags/pipeline.json").read_text())
+    expected = sorted([up, stage["name"]] for stage in spec["stages"] for up in stage["upstream"])
+    for operator, cls in [
+        ("local", "PythonOperator"),
+        ("docker", "StageRunner"),
+        ("kubernetes", "KubernetesPodOperator"),
+    ]:
+        env = airflow_env(tmp_path / "home", REPO, MLPIPELINE_AIRFLOW_OPERATOR=operator)
+        bag = dagbag(env)
+        assert bag["errors"] == {}, (operator, bag["errors"])
+        assert bag["edges"] == expected, operator
+        assert bag["operators"] == [cls]
+        assert bag["max_active_runs"] == 1  # two runs never overlap on a workspace
+    queued = dagbag(airflow_env(tmp_path / "home", REPO, MLPIPELINE_AIRFLOW_QUEUES="train=big, evaluate=big"))
+    assert queued["queues"]["train"] == queued["queues"]["evaluate"] == "big"
+    assert queued["queues"]["ingest"] != "big"
+    for bad, message in [("OPERATOR", "use one of local, docker, kubernetes"), ("QUEUES", "does not have")]:
+        env = airflow_env(tmp_path / "home", REPO)
+        env[f"MLPIPELINE_AIRFLOW_{bad}"] = "nope" if bad == "OPERATOR" else "trian=big"
+        errors = dagbag(env)["errors"]
+        assert len(errors) == 1, errors
+        assert message in next(iter(errors.values())), errors
+
+
+RENDER = """
+import json, os, sys
+from airflow.dag_processing.dagbag import DagBag
+from kubernetes.client import ApiClient
+dag = DagBag(dag_folder=sys.argv[1]).dags["mlpipeline"]
+op = dag.get_task("train")
+pod = op.build_pod_request_obj(dry_run=True)
+print("POD=" + json.dumps(ApiClient().sanitize_for_serialization(pod)))
+"""
+
+
+def test_kubernetes_pod_spec_renders_with_secrets_by_reference(tmp_path: Path) -> None:
+    env = airflow_env(
+        tmp_path / "home",
+        REPO,
+        MLPIPELINE_AIRFLOW_OPERATOR="kubernetes",
+        MLPIPELINE_GIT_URL="https://git.example.invalid/team/project.git",
+        MLPIPELINE_IMAGE_TAG="abc123",
+    )
+    done = subprocess.run(
+        [str(AIRFLOW_BIN / "python"), "-c", RENDER, str(REPO / "airflow" / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    pod = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("POD=")).removeprefix("POD="))
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == "mlpipeline-worker:abc123"
+    assert "mlpipeline task train" in container["args"][0]
+    assert {"secretRef": {"name": "mlpipeline-credentials"}} in container["envFrom"]
+    names = {e["name"] for e in container["env"]}
+    assert not any(name.startswith(("AWS_", "MLFLOW_TRACKING_PASSWORD")) for name in names)  # only by reference
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def dags_test(env: dict[str, str], commit: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    airflow(env, "db", "migrate")
+    done = airflow(env, "dags", "test", "mlpipeline", "--conf", json.dumps({"commit": commit}), check=False)
+    return done, last_run_states(env)
+
+
+def champion(workspace: Path) -> str | None:
+    from mlflow.tracking import MlflowClient
+
+    aliases = (
+        MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlflow.db'}")
+        .get_registered_model("iris-classifier")
+        .aliases
+    )
+    return str(aliases["champion"]) if "champion" in aliases else None
+
+
+def test_dags_test_runs_the_pipeline_like_make_run_and_a_failure_stops_downstream(
+    done: Project, tmp_path: Path
+) -> None:
+    workspace = Project(copy_project(tmp_path / "workspace"))
+    head = workspace.run("git", "rev-parse", "HEAD").stdout.strip()
+    env = airflow_env(tmp_path / "home", workspace.root)
+    result, states = dags_test(env, head)
+    assert states == {"run": "success", **dict.fromkeys(STAGES, "success")}, result.stdout[-3000:]
+    assert workspace.path("dvc.lock").read_bytes() == done.path("dvc.lock").read_bytes()
+    assert file_hashes(workspace, DETERMINISTIC) == file_hashes(done, DETERMINISTIC)
+    assert champion(workspace.root) == "1"
+
+    # A commit that breaks validate: it fails with its own one-line error; nothing downstream runs.
+    workspace.set_param("validate.min_rows_per_class", 60)
+    broken = commit_all(workspace, "too strict")
+    result, states = dags_test(env, broken)
+    assert states["run"] == "failed"
+    assert states["validate"] == "failed"
+    assert {states[s] for s in ("preprocess", "train", "evaluate", "promote")} == {"upstream_failed"}
+    assert "ERROR" in result.stdout + result.stderr
+    assert "min_rows_per_class" in result.stdout + result.stderr  # the stage's own one-line error
+    assert champion(workspace.root) == "1"
+
+    # Fixed: the next run resumes from the failed stage (ingest is not run again) and promotes nothing new.
+    workspace.set_param("validate.min_rows_per_class", 10)
+    workspace.set_param("train.n_estimators", 60)
+    fixed = commit_all(workspace, "fixed, and a train change")
+    result, states = dags_test(env, fixed)
+    assert states == {"run": "success", **dict.fromkeys(STAGES, "success")}
+    assert "Stage 'ingest' didn't change, skipping" in result.stdout + result.stderr
+
+
+@pytest.mark.docker
+def test_dags_test_with_the_docker_operator_matches_make_run(done: Project) -> None:
+    from tests.integration.test_docker import USER, _docker_ready
+
+    reason = _docker_ready()
+    if reason:
+        if os.environ.get("MLPIPELINE_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"MLPIPELINE_REQUIRE_DOCKER=1 but {reason}")
+        pytest.skip(reason)
+    base = Path(tempfile.mkdtemp(prefix="mlpipeline-airflow-docker-"))
+    base.chmod(0o755)
+    try:
+        workspace = Project(copy_project(base / "workspace"))
+        head = workspace.run("git", "rev-parse", "HEAD").stdout.strip()
+        # The runner and the stage containers run as the workspace's owner, a non-root user.
+        subprocess.run(["chown", "-R", f"{USER}:{USER}", str(workspace.root)], check=True)
+        env = airflow_env(
+            base / "home", workspace.root, MLPIPELINE_AIRFLOW_OPERATOR="docker", MLPIPELINE_IMAGE_TAG=image_tag()
+        )
+        result, states = dags_test(env, head)
+        assert states == {"run": "success", **dict.fromkeys(STAGES, "success")}, result.stdout[-3000:]
+        assert workspace.path("dvc.lock").read_bytes() == done.path("dvc.lock").read_bytes()
+        assert file_hashes(workspace, DETERMINISTIC) == file_hashes(done, DETERMINISTIC)
+        owners = {p.stat().st_uid for p in workspace.path("data").rglob("*") if p.is_file()}
+        assert owners == {USER}
+        assert champion(workspace.root) == "1"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def image_tag() -> str:
+    from mlpipeline.runtimes.docker import image_tag as tag
+
+    return tag(REPO)
+
+
+# ---- two machines simulated: a scheduler and two Celery workers, each with its own clone ----
+
+
+class Process:
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self.handle = log.open("w")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.handle.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", 6379)) != 0:
+            reason = "Redis not reachable on 127.0.0.1:6379 (the Celery broker)"
+            if os.environ.get("MLPIPELINE_REQUIRE_SERVICES") == "1":
+                pytest.fail(f"MLPIPELINE_REQUIRE_SERVICES=1 but {reason}")
+            pytest.skip(reason)
+    return f"redis://127.0.0.1:6379/{7 + os.getpid() % 8}"
+
+
+@pytest.fixture
+def airflow_db() -> Iterator[str]:
+    import psycopg2
+
+    name = f"airflow_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    yield f"{PG}/{name}"
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def test_celery_workers_on_separate_clones_share_only_s3_and_mlflow(
+    done: Project, s3: Service, tracking_server: Service, redis_url: str, airflow_db: str, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    origin = Project(copy_project(tmp_path / "origin"))
+    head = origin.run("git", "rev-parse", "HEAD").stdout.strip()
+    api_port = free_port()
+    common = {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+        "AIRFLOW__CELERY__BROKER_URL": redis_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{airflow_db}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+        # Services and secrets as Airflow connections (the workers' environment has none of them).
+        "AIRFLOW_CONN_MLPIPELINE_MLFLOW": json.dumps({"conn_type": "http", "host": tracking_server.url}),
+        "AIRFLOW_CONN_MLPIPELINE_S3": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": KEY_ID,
+                "password": SECRET,
+                "extra": {"endpoint_url": s3.url, "remote_url": f"s3://dvc-store/{uuid.uuid4().hex[:8]}"},
+            }
+        ),
+        "MLPIPELINE_AIRFLOW_QUEUES": "train=big,evaluate=big",
+    }
+    home = tmp_path / "airflow-home"
+    scheduler_env = airflow_env(home, origin.root, **common)
+    scheduler_env.pop("MLFLOW_TRACKING_URI")
+    airflow(scheduler_env, "db", "migrate")
+    processes: list[Process] = []
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    try:
+        for name, args in [
+            ("api-server", ["api-server", "--port", str(api_port), "--host", "127.0.0.1"]),
+            ("scheduler", ["scheduler"]),
+            ("dag-processor", ["dag-processor"]),
+        ]:
+            processes.append(Process(name, [str(AIRFLOW_BIN / "airflow"), *args], scheduler_env, logs / f"{name}.log"))
+        workers = {}
+        for name, queues in [("worker-a", "default"), ("worker-b", "big")]:
+            workspace = clone(origin.root, tmp_path / name)
+            env = airflow_env(tmp_path / f"{name}-home", workspace.root, **common)
+            env.pop("MLFLOW_TRACKING_URI")  # from the connection only
+            cmd = [str(AIRFLOW_BIN / "airflow"), "celery", "worker", "--queues", queues, "--celery-hostname", name]
+            processes.append(Process(name, cmd, env, logs / f"{name}.log"))
+            workers[name] = workspace
+
+        def trigger_and_wait(commit: str) -> dict[str, str]:
+            deadline = time.monotonic() + 120
+            while "mlpipeline" not in airflow(scheduler_env, "dags", "list", "-o", "plain", check=False).stdout:
+                assert time.monotonic() < deadline, "the DAG processor did not pick up the DAG"
+                time.sleep(2)
+            airflow(scheduler_env, "dags", "trigger", "mlpipeline", "--conf", json.dumps({"commit": commit}))
+            deadline = time.monotonic() + 600
+            while True:
+                states = last_run_states(scheduler_env)
+                if states["run"] in ("success", "failed"):
+                    return states
+                for process in processes:
+                    assert process.proc.poll() is None, f"{process.name} exited:\n{process.log.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, states
+                time.sleep(3)
+
+        states = trigger_and_wait(head)
+        worker_logs = "\n".join((logs / f"{name}.log").read_text() for name in workers)
+        assert states == {"run": "success", **dict.fromkeys(STAGES, "success")}, worker_logs[-5000:]
+        # Tasks landed on both workers, each in its own clone.
+        for workspace in workers.values():
+            assert workspace.path(".mlpipeline/airflow-task.lock").exists()
+        final = workers["worker-a"]  # promote runs on the default queue
+        assert final.path("dvc.lock").read_bytes() == done.path("dvc.lock").read_bytes()
+        assert file_hashes(final, ["metrics/metrics.json", "models/model_metadata.json"]) == file_hashes(
+            done, ["metrics/metrics.json", "models/model_metadata.json"]
+        )
+        client = MlflowClient(tracking_uri=tracking_server.url)
+        assert client.get_model_version_by_alias("iris-classifier", "champion").version == "1"
+        assert not final.path("mlflow.db").exists()  # everything went to the shared server
+        assert SECRET not in worker_logs
+        task_logs = "\n".join(p.read_text() for p in home.parent.rglob("logs/**/*.log") if p.is_file())
+        assert SECRET not in task_logs
+
+        # A second run of the same commit: every stage is skipped (or restored), no new model version.
+        states = trigger_and_wait(head)
+        assert states["run"] == "success"
+        assert len(client.search_model_versions("name='iris-classifier'")) == 1
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        shutil.rmtree(tmp_path / "origin" / ".dvc" / "cache", ignore_errors=True)

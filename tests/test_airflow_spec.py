@@ -1,0 +1,69 @@
+"""The Airflow DAG's stage graph: generated from dvc.yaml, fresh, equal to `dvc dag`, and read by a DAG file that
+imports nothing of the project."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlpipeline.errors import ConfigError
+from mlpipeline.runtimes.airflow import SPEC, spec_text, stage_graph, write_spec
+from tests.conftest import REPO, VENV_BIN, copy_project
+
+DAG_FILE = REPO / "airflow/dags/mlpipeline_dag.py"
+
+
+def dvc_dag_edges(root: Path) -> set[tuple[str, str]]:
+    dot = subprocess.run(
+        [str(VENV_BIN / "dvc"), "dag", "--dot"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    return set(re.findall(r'"([^"]+)" -> "([^"]+)";', dot))
+
+
+def spec_edges(text: str) -> set[tuple[str, str]]:
+    return {(up, stage["name"]) for stage in json.loads(text)["stages"] for up in stage["upstream"]}
+
+
+def test_committed_spec_is_fresh_and_its_edges_are_dvc_dags() -> None:
+    committed = (REPO / SPEC).read_text()
+    assert committed == spec_text(REPO), "run `mlpipeline airflow-spec` and commit airflow/dags/pipeline.json"
+    assert write_spec(REPO, check=True)
+    edges = spec_edges(committed)
+    assert edges == dvc_dag_edges(REPO)
+    names = [stage["name"] for stage in json.loads(committed)["stages"]]
+    assert names[0] == "check-params"
+    assert names[-1] == "promote"
+    for up, down in edges:  # a topological order: every stage after the ones it needs
+        assert names.index(up) < names.index(down)
+
+
+def test_a_new_stage_in_dvc_yaml_makes_the_spec_stale_until_regenerated(tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "p")
+    dvc_yaml = yaml.safe_load((root / "dvc.yaml").read_text())
+    dvc_yaml["stages"]["report"] = {
+        "cmd": "cp metrics/metrics.json reports/summary.json",
+        "deps": ["metrics/metrics.json"],
+        "outs": ["reports/summary.json"],
+    }
+    (root / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"does not match dvc\.yaml's stage graph: run `mlpipeline airflow-spec`"):
+        write_spec(root, check=True)
+    assert not write_spec(root)  # written now
+    assert stage_graph(root)["report"] == ["evaluate"]
+    assert spec_edges((root / SPEC).read_text()) == dvc_dag_edges(root)
+
+
+def test_the_dag_file_imports_nothing_of_the_project() -> None:
+    tree = ast.parse(DAG_FILE.read_text())
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert "mlpipeline" not in imported
+    assert "tests" not in imported
+    assert "pipeline.json" in DAG_FILE.read_text()
