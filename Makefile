@@ -22,6 +22,7 @@ IMAGES := $(STAGES) serve tracking
 SERVE_PORT ?= 8000
 BASE_IMAGE ?= python:3.11-slim-bookworm
 IMAGE_TAG = $(shell cat docker/Dockerfile uv.lock pyproject.toml | sha256sum | cut -c1-12)
+AIRFLOW_IMAGE_TAG = $(shell cat docker/airflow.Dockerfile airflow/uv.lock airflow/pyproject.toml | sha256sum | cut -c1-12)
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 DOCKER_SOCKET ?= /var/run/docker.sock
 STAGE ?=
@@ -31,7 +32,7 @@ COMPOSE_ENV = PROJECT_DIR="$(CURDIR)" MLPIPELINE_UID="$$(id -u)" MLPIPELINE_GID=
 
 .PHONY: help setup lock setup-env git-sync run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
 	build run-docker run-stage serve serve-docker up down ps logs setup-remote push pull dagshub \
-	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down
+	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down build-worker
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36mmake %-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -89,7 +90,15 @@ build: ## Build the stage images, the serving image and the DVC runner image (BA
 	@echo "building mlpipeline-runner:$(IMAGE_TAG)"
 	@docker build --quiet -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg STAGE=pipeline \
 	  --build-arg APT_PACKAGES=git -t mlpipeline-runner:$(IMAGE_TAG) -t mlpipeline-runner:latest . >/dev/null
-	@echo "images ready (tag $(IMAGE_TAG)): make run-docker"
+	@echo "building mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG)"
+	@docker build --quiet -f docker/airflow.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  -t mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG) -t mlpipeline-airflow:latest . >/dev/null
+	@echo "images ready (tag $(IMAGE_TAG), airflow $(AIRFLOW_IMAGE_TAG)): make run-docker"
+
+build-worker: ## Build mlpipeline-worker, the image of the Airflow DAG's Kubernetes pods (DVC and every stage)
+	@docker build --quiet -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg STAGE=worker \
+	  --build-arg APT_PACKAGES=git -t mlpipeline-worker:$(IMAGE_TAG) -t mlpipeline-worker:latest . >/dev/null
+	@echo "mlpipeline-worker:$(IMAGE_TAG) built: push it where your cluster pulls from (MLPIPELINE_IMAGE_TAG=$(IMAGE_TAG))"
 
 define require_runner
 	@docker image inspect mlpipeline-runner:$(IMAGE_TAG) >/dev/null 2>&1 || \
@@ -169,14 +178,14 @@ ui: setup ## Open the MLflow UI on the local store (MLFLOW_TRACKING_URI if set)
 	@mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(UI_PORT)
 
 lint: setup ## Lint, format check and type check (ruff, mypy)
-	@ruff check src tests benchmarks airflow/dags
-	@ruff format --check src tests benchmarks airflow/dags
+	@ruff check src tests benchmarks airflow
+	@ruff format --check src tests benchmarks airflow
 	@mlpipeline airflow-spec --check
 	@mypy
 
 format: setup ## Format the code and fix what ruff can
-	@ruff format src tests benchmarks airflow/dags
-	@ruff check --fix src tests benchmarks airflow/dags
+	@ruff format src tests benchmarks airflow
+	@ruff check --fix src tests benchmarks airflow
 
 test: setup airflow-setup ## Run all tests (unit + integration; engine-bound tiers skip with a reason when absent)
 	@pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -209,20 +218,25 @@ airflow-test: setup airflow-setup ## Run the DAG once here, in-process, without 
 	@$(AIRFLOW_ENV) $(AIRFLOW) db migrate >/dev/null
 	@$(AIRFLOW_ENV) $(AIRFLOW) dags test mlpipeline --conf '{"commit": "$(COMMIT)"}'
 
-airflow-up: airflow-setup ## Start Airflow (compose profile airflow: API server, scheduler, DAG processor, Celery worker, Redis, PostgreSQL)
+AIRFLOW_SERVICES := redis airflow-init airflow-apiserver airflow-scheduler airflow-dag-processor airflow-worker
+AIRFLOW_COMPOSE = $(COMPOSE_ENV) AIRFLOW_IMAGE_TAG=$(AIRFLOW_IMAGE_TAG) $(COMPOSE) --profile airflow
+
+airflow-up: ## Start Airflow on the team stack (API server, scheduler, DAG processor, Celery worker, Redis; needs .env)
 	@test -f .env || { echo "error: no .env: cp .env.example .env and set the passwords"; exit 1; }
-	@docker image inspect mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG) >/dev/null 2>&1 || \
-	  { echo "error: image mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG) not found (missing or stale): run make build"; exit 1; }
-	@$(COMPOSE_ENV) AIRFLOW_IMAGE_TAG=$(AIRFLOW_IMAGE_TAG) $(COMPOSE) --profile airflow up -d
+	@set -a; . ./.env; set +a; for var in MINIO_ROOT_USER MINIO_ROOT_PASSWORD POSTGRES_PASSWORD AIRFLOW_JWT_SECRET \
+	  AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; do \
+	  test -n "$${!var:-}" || { echo "error: set $$var in .env (see .env.example)"; exit 1; }; done
+	@for image in mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG) mlpipeline-runner:$(IMAGE_TAG) mlpipeline-tracking:$(IMAGE_TAG); do \
+	  docker image inspect $$image >/dev/null 2>&1 || \
+	  { echo "error: image $$image not found (missing or stale): run make build"; exit 1; }; done
+	@$(AIRFLOW_COMPOSE) up -d minio minio-init postgres mlflow $(AIRFLOW_SERVICES)
 	@echo "Airflow: http://127.0.0.1:$${AIRFLOW_PORT:-8080}  (make airflow-run, make airflow-down)"
 
-airflow-run: ## Trigger the DAG at this commit and wait, printing each task's state (COMMIT=...)
-	@$(COMPOSE_ENV) AIRFLOW_IMAGE_TAG=$(AIRFLOW_IMAGE_TAG) $(COMPOSE) --profile airflow exec -T airflow-scheduler \
-	  python /opt/airflow/dags/trigger.py --commit "$(COMMIT)"
+airflow-run: ## Trigger the DAG at this commit and wait, printing each task's state (COMMIT=<sha>)
+	@$(AIRFLOW_COMPOSE) exec -T airflow-scheduler python "$(CURDIR)/airflow/run_dag.py" --commit "$(COMMIT)"
 
 airflow-down: ## Stop Airflow (the team stack keeps running; named volumes keep the data)
-	@$(COMPOSE_ENV) AIRFLOW_IMAGE_TAG=$(AIRFLOW_IMAGE_TAG) $(COMPOSE) --profile airflow stop \
-	  airflow-apiserver airflow-scheduler airflow-dag-processor airflow-worker redis airflow-init
+	@$(AIRFLOW_COMPOSE) stop $(AIRFLOW_SERVICES)
 
 bench: setup ## Print pipeline timings (benchmarks/pipeline.py)
 	@python benchmarks/pipeline.py

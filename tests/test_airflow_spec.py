@@ -67,3 +67,25 @@ def test_the_dag_file_imports_nothing_of_the_project() -> None:
     assert "mlpipeline" not in imported
     assert "tests" not in imported
     assert "pipeline.json" in DAG_FILE.read_text()
+
+
+def test_the_kubernetes_worker_image_holds_dvc_and_every_stage() -> None:
+    """The pod of a task runs DVC and the stage in one container: its group must have both, and nothing of dev."""
+    from tests.conftest import uv_path
+
+    def names(text: str) -> set[str]:
+        return {line.split("==")[0] for line in text.splitlines() if "==" in line and not line.startswith("#")}
+
+    worker = names(
+        subprocess.run(
+            [uv_path(), "export", "--frozen", "--no-default-groups", "--group", "worker", "--no-emit-project"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert "dvc" in worker
+    for stage in ("ingest", "validate", "preprocess", "train", "evaluate", "promote"):
+        assert names((REPO / f"requirements/{stage}.txt").read_text()) <= worker, stage
+    assert not {"pytest", "ruff", "mypy"} & worker

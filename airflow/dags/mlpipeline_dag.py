@@ -165,7 +165,7 @@ def docker_task(stage: str) -> Any:
         """The runner image; service secrets are added when the task runs, into the container only."""
 
         def execute(self, context: Any) -> Any:
-            self.private_environment = {**(self.private_environment or {}), **service_env()}
+            self._private_environment = {**self._private_environment, **service_env()}
             return super().execute(context)
 
     root = os.environ.get("MLPIPELINE_WORKSPACE", "/MLPIPELINE_WORKSPACE-is-not-set")

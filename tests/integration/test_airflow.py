@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -438,25 +437,33 @@ def test_celery_workers_on_separate_clones_share_only_s3_and_mlflow(
             workspace = clone(origin.root, tmp_path / name)
             env = airflow_env(tmp_path / f"{name}-home", workspace.root, **common)
             env.pop("MLFLOW_TRACKING_URI")  # from the connection only
+            env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())  # two workers, one machine
             cmd = [str(AIRFLOW_BIN / "airflow"), "celery", "worker", "--queues", queues, "--celery-hostname", name]
             processes.append(Process(name, cmd, env, logs / f"{name}.log"))
             workers[name] = workspace
 
         def trigger_and_wait(commit: str) -> dict[str, str]:
-            deadline = time.monotonic() + 120
-            while "mlpipeline" not in airflow(scheduler_env, "dags", "list", "-o", "plain", check=False).stdout:
-                assert time.monotonic() < deadline, "the DAG processor did not pick up the DAG"
-                time.sleep(2)
-            airflow(scheduler_env, "dags", "trigger", "mlpipeline", "--conf", json.dumps({"commit": commit}))
-            deadline = time.monotonic() + 600
-            while True:
-                states = last_run_states(scheduler_env)
-                if states["run"] in ("success", "failed"):
-                    return states
-                for process in processes:
-                    assert process.proc.poll() is None, f"{process.name} exited:\n{process.log.read_text()[-3000:]}"
-                assert time.monotonic() < deadline, states
-                time.sleep(3)
+            """`make airflow-run`'s script: trigger, then print each task's state until the run ends."""
+            done = subprocess.run(
+                [
+                    str(AIRFLOW_BIN / "python"),
+                    str(REPO / "airflow" / "run_dag.py"),
+                    "--commit",
+                    commit,
+                    "--timeout",
+                    "600",
+                ],
+                env=scheduler_env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+            for process in processes:
+                assert process.proc.poll() is None, f"{process.name} exited:\n{process.log.read_text()[-3000:]}"
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "promote        success" in done.stdout
+            return last_run_states(scheduler_env)
 
         states = trigger_and_wait(head)
         worker_logs = "\n".join((logs / f"{name}.log").read_text() for name in workers)
@@ -484,3 +491,87 @@ def test_celery_workers_on_separate_clones_share_only_s3_and_mlflow(
         for process in reversed(processes):
             process.stop()
         shutil.rmtree(tmp_path / "origin" / ".dvc" / "cache", ignore_errors=True)
+
+
+# ---- the compose profile and the Airflow image ----
+
+
+def test_compose_airflow_profile_definition(tmp_path: Path) -> None:
+    import yaml
+
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose not installed")
+    shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
+    shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    env = {**clean_env(), "PROJECT_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [compose, "--profile", "airflow", "config"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    services = yaml.safe_load(done.stdout)["services"]
+    airflow_services = {"redis", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
+    assert airflow_services | {"airflow-worker"} <= set(services)
+    for name in airflow_services | {"airflow-worker"}:
+        service = services[name]
+        assert service.get("profiles") == ["airflow"], name  # `make up` stays light
+        if name == "redis":
+            continue
+        assert service["image"].startswith("mlpipeline-airflow:")
+        assert not str(service["user"]).startswith(("0:", "root")), name
+        environment = service["environment"]
+        assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert environment["AIRFLOW__CORE__DAGS_FOLDER"] == f"{tmp_path}/airflow/dags"
+        assert environment["MLPIPELINE_AIRFLOW_OPERATOR"] == "docker"
+        assert environment["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+        assert environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
+        assert json.loads(environment["AIRFLOW_CONN_MLPIPELINE_S3"])["extra"]["endpoint_url"] == "http://minio:9000"
+    (port,) = services["airflow-apiserver"]["ports"]
+    assert (port if isinstance(port, str) else f"{port['host_ip']}:").startswith("127.0.0.1:")  # Compose v1 or v2
+    assert "/var/run/docker.sock" in str(services["airflow-worker"]["volumes"])
+    assert "change-me" not in (REPO / "compose.yaml").read_text()
+
+
+@pytest.mark.docker
+def test_airflow_image_parses_the_dag_as_non_root() -> None:
+    import docker
+
+    tag = subprocess.run(
+        "cat docker/airflow.Dockerfile airflow/uv.lock airflow/pyproject.toml | sha256sum | cut -c1-12",
+        shell=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    image = f"mlpipeline-airflow:{tag}"
+    try:
+        engine = docker.from_env(timeout=10)
+        engine.images.get(image)
+    except Exception as exc:
+        reason = f"{image} not available ({type(exc).__name__}): run make build"
+        if os.environ.get("MLPIPELINE_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"MLPIPELINE_REQUIRE_DOCKER=1 but {reason}")
+        pytest.skip(reason)
+    dags = str(REPO / "airflow" / "dags")
+    output = engine.containers.run(
+        image,
+        ["python", "-c", DAGBAG, dags],
+        environment={
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+            "AIRFLOW__CORE__DAGS_FOLDER": dags,
+            "MLPIPELINE_AIRFLOW_OPERATOR": "docker",
+        },
+        volumes={dags: {"bind": dags, "mode": "ro"}},
+        network_mode="none",
+        remove=True,
+    ).decode()
+    line = next(line for line in output.splitlines() if line.startswith("DAGBAG="))
+    bag = json.loads(line.removeprefix("DAGBAG="))
+    assert bag["errors"] == {}
+    assert len(bag["edges"]) == len(dvc_edges())
+    assert engine.images.get(image).attrs["Config"]["User"] not in ("", "0", "root")
+
+
+def dvc_edges() -> list[list[str]]:
+    spec = json.loads((REPO / "airflow/dags/pipeline.json").read_text())
+    return sorted([up, stage["name"]] for stage in spec["stages"] for up in stage["upstream"])
