@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -89,3 +90,18 @@ def test_the_kubernetes_worker_image_holds_dvc_and_every_stage() -> None:
     for stage in ("ingest", "validate", "preprocess", "train", "evaluate", "promote"):
         assert names((REPO / f"requirements/{stage}.txt").read_text()) <= worker, stage
     assert not {"pytest", "ruff", "mypy"} & worker
+
+
+def test_a_task_for_an_unknown_stage_says_which_exist() -> None:
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "mlpipeline", "task", "trian"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "no stage 'trian' in airflow/dags/pipeline.json" in done.stderr
+    assert "check-params, ingest, validate, preprocess, train, evaluate, promote" in done.stderr
+    assert "Traceback" not in done.stderr

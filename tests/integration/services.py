@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,13 +35,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(
-                f"{proc.args} exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-            )
+            raise AssertionError(f"{proc.args} exited with {proc.returncode}: {log.read_text()[-3000:] if log else ''}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -54,16 +54,20 @@ class Service:
     def __init__(self, cmd: list[str], port: int, health: str, env: dict[str, str]) -> None:
         self.cmd, self.port, self.health, self.env = cmd, port, health, env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{Path(cmd[0]).name}-", suffix=".log")[1])
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-        wait_http(self.url + self.health, self.proc)
+        # Its log goes to a file: a pipe nobody reads fills up after a few hundred requests, and the server
+        # then blocks on its next log line (a hang that looks like a slow S3 server).
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+            )
+        wait_http(self.url + self.health, self.proc, log=self.log_path)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -73,6 +77,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        self.log_path.unlink(missing_ok=True)
 
 
 def clean_env() -> dict[str, str]:

@@ -386,6 +386,15 @@ def airflow_db() -> Iterator[str]:
     admin.close()
 
 
+def run_ids(base: Path) -> list[str]:
+    """The DAG runs whose task logs the workers under ``base`` wrote (each worker keeps its own logs)."""
+    return sorted({p.name.removeprefix("run_id=") for p in base.rglob("run_id=*") if p.is_dir()})
+
+
+def task_logs_of(base: Path, run_id: str) -> list[str]:
+    return [p.read_text() for p in base.rglob(f"run_id={run_id}/**/*.log") if p.is_file()]
+
+
 def test_celery_workers_on_separate_clones_share_only_s3_and_mlflow(
     done: Project, s3: Service, tracking_server: Service, redis_url: str, airflow_db: str, tmp_path: Path
 ) -> None:
@@ -466,6 +475,9 @@ def test_celery_workers_on_separate_clones_share_only_s3_and_mlflow(
             return last_run_states(scheduler_env)
 
         states = trigger_and_wait(head)
+        first_runs = run_ids(home.parent)
+        assert len(first_runs) == 1
+        assert len(task_logs_of(home.parent, first_runs[0])) == len(STAGES)
         worker_logs = "\n".join((logs / f"{name}.log").read_text() for name in workers)
         assert states == {"run": "success", **dict.fromkeys(STAGES, "success")}, worker_logs[-5000:]
         # Tasks landed on both workers, each in its own clone.
@@ -487,6 +499,10 @@ def test_celery_workers_on_separate_clones_share_only_s3_and_mlflow(
         states = trigger_and_wait(head)
         assert states["run"] == "success"
         assert len(client.search_model_versions("name='iris-classifier'")) == 1
+        second = next(p for p in run_ids(home.parent) if p not in first_runs)
+        second_logs = task_logs_of(home.parent, second)
+        assert len(second_logs) == len(STAGES)
+        assert all("Running stage" not in log for log in second_logs), second_logs
     finally:
         for process in reversed(processes):
             process.stop()

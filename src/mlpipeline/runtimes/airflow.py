@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from mlpipeline.errors import ConfigError, MlpipelineError
-from mlpipeline.io.remote import configured_remote
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +103,8 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def checkout(root: Path, commit: str) -> str:
     """Put the workspace at ``commit`` (fetched from its ``origin`` when unknown); returns the full hash.
 
-    dvc.lock is reset first: what a previous run wrote there is in the DVC cache, remote and run-cache.
+    A workspace already at ``commit`` is left as it is. Otherwise dvc.lock is reset first (what an earlier run
+    wrote there is in the DVC cache, remote and run-cache) and HEAD is detached at ``commit``.
     """
     if _git(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
         fetched = _git(root, "fetch", "--quiet", "origin")
@@ -117,6 +117,8 @@ def checkout(root: Path, commit: str) -> str:
     if resolved.returncode != 0:
         raise ConfigError(f"commit {commit!r} is not in the workspace {root} nor in its origin: push it first")
     sha = resolved.stdout.strip()
+    if _git(root, "rev-parse", "HEAD").stdout.strip() == sha:
+        return sha  # already there: the workspace (and what earlier tasks of this commit wrote) stays as it is
     _git(root, "checkout", "--quiet", "--", "dvc.lock")
     moved = _git(root, "checkout", "--quiet", "--detach", sha)
     if moved.returncode != 0:
@@ -127,12 +129,11 @@ def checkout(root: Path, commit: str) -> str:
     return sha
 
 
-def _has_remote() -> bool:
-    try:
-        configured_remote(None)
-    except MlpipelineError:
-        return False
-    return True
+def _has_remote(root: Path) -> bool:
+    """Whether the workspace has a default DVC remote (read from its config alone: no repo index to build)."""
+    from dvc.config import Config
+
+    return bool(Config(dvc_dir=str(root / ".dvc"))["core"].get("remote"))
 
 
 def _dvc(root: Path, *args: str) -> None:
@@ -172,16 +173,21 @@ def run_task(stage: str, commit: str = "") -> dict[str, Any]:
     with workspace_lock(root):
         if commit:
             commit = checkout(root, commit)
-        known = stage_graph(root)
+        spec = root / SPEC
+        known = (
+            [entry["name"] for entry in json.loads(spec.read_text(encoding="utf-8"))["stages"]]
+            if spec.exists()
+            else [stage]
+        )
         if stage not in known:
-            raise ConfigError(f"no stage {stage!r} in dvc.yaml (stages: {', '.join(known)})")
+            raise ConfigError(f"no stage {stage!r} in {SPEC} at this commit (stages: {', '.join(known)})")
         settings = env_settings()
         if settings.aws_access_key_id and settings.aws_secret_access_key:
             target = remote_from_env()
             remote_created = ensure_bucket(target)
             configure(target)
             logger.info("DVC remote %s%s", target.url, " (bucket created)" if remote_created else "")
-        remote = _has_remote()
+        remote = _has_remote(root)
         _dvc(root, "repro", *(["--pull"] if remote else []), stage)
         if remote:
             _dvc(root, "push", "--run-cache", stage)
