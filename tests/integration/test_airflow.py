@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import uuid
@@ -26,7 +25,7 @@ import pytest
 
 from tests.conftest import REPO, VENV_BIN, Project, copy_project, project_env
 from tests.integration.conftest import STAGES, ran
-from tests.integration.services import KEY_ID, PG, SECRET, Service, clean_env, free_port
+from tests.integration.services import KEY_ID, PG, SECRET, Service, clean_env, free_port, stop_group
 from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow")]
@@ -154,12 +153,22 @@ print("STATES=" + json.dumps({"run": str(run.state), **{ti.task_id: str(ti.state
 """
 
 
-def last_run_states(env: dict[str, str]) -> dict[str, str]:
+def in_airflow(script: str, marker: str, env: dict[str, str]) -> Any:
+    """Run ``script`` with Airflow's Python (the DAG folder as its argument); the JSON it prints after ``marker``."""
     done = subprocess.run(
-        [str(AIRFLOW_BIN / "python"), "-c", STATES], env=env, capture_output=True, text=True, check=True, timeout=120
+        [str(AIRFLOW_BIN / "python"), "-c", script, str(REPO / "airflow" / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
-    line = next(line for line in done.stdout.splitlines() if line.startswith("STATES="))
-    return dict(json.loads(line.removeprefix("STATES=")))
+    line = next(line for line in done.stdout.splitlines() if line.startswith(marker))
+    return json.loads(line.removeprefix(marker))
+
+
+def last_run_states(env: dict[str, str]) -> dict[str, str]:
+    return dict(in_airflow(STATES, "STATES=", env))
 
 
 DAGBAG = """
@@ -179,16 +188,7 @@ print("DAGBAG=" + json.dumps({
 
 
 def dagbag(env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [str(AIRFLOW_BIN / "python"), "-c", DAGBAG, str(REPO / "airflow" / "dags")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    line = next(line for line in done.stdout.splitlines() if line.startswith("DAGBAG="))
-    return dict(json.loads(line.removeprefix("DAGBAG=")))
+    return dict(in_airflow(DAGBAG, "DAGBAG=", env))
 
 
 def test_dag_imports_for_every_operator_with_dvc_yamls_edges(tmp_path: Path) -> None:
@@ -235,15 +235,7 @@ def test_kubernetes_pod_spec_renders_with_secrets_by_reference(tmp_path: Path) -
         MLPIPELINE_GIT_URL="https://git.example.invalid/team/project.git",
         MLPIPELINE_IMAGE_TAG="abc123",
     )
-    done = subprocess.run(
-        [str(AIRFLOW_BIN / "python"), "-c", RENDER, str(REPO / "airflow" / "dags")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    pod = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("POD=")).removeprefix("POD="))
+    pod = in_airflow(RENDER, "POD=", env)
     (container,) = pod["spec"]["containers"]
     assert container["image"] == "mlpipeline-worker:abc123"
     assert "mlpipeline task train" in container["args"][0]
@@ -350,13 +342,7 @@ class Process:
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, timeout=30)
         self.handle.close()
 
 
