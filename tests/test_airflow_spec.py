@@ -105,3 +105,27 @@ def test_a_task_for_an_unknown_stage_says_which_exist() -> None:
     assert "no stage 'trian' in airflow/dags/pipeline.json" in done.stderr
     assert "check-params, ingest, validate, preprocess, train, evaluate, promote" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_tasks_in_one_workspace_never_interleave(tmp_path: Path) -> None:
+    """Two DAG runs at once (or a run and a retry) on one workspace: the second task waits for the first."""
+    from mlpipeline.runtimes.airflow import workspace_lock
+
+    holder = subprocess.Popen(
+        [
+            str(VENV_BIN / "python"),
+            "-c",
+            "import sys, time; from pathlib import Path; from mlpipeline.runtimes.airflow import workspace_lock\n"
+            "with workspace_lock(Path(sys.argv[1])):\n"
+            "    print('held', flush=True); time.sleep(1.5); Path(sys.argv[1], 'first-done').touch()",
+            str(tmp_path),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    with workspace_lock(tmp_path):
+        assert (tmp_path / "first-done").exists()  # entered only after the first task let go
+    assert holder.wait(timeout=30) == 0
