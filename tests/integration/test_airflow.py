@@ -524,6 +524,7 @@ def test_compose_airflow_profile_definition(tmp_path: Path) -> None:
         assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert environment["AIRFLOW__CORE__DAGS_FOLDER"] == f"{tmp_path}/airflow/dags"
         assert environment["MLPIPELINE_AIRFLOW_OPERATOR"] == "docker"
+        assert environment["USER"]  # Airflow refuses to run as a uid without a user name
         assert environment["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
         assert environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
         assert json.loads(environment["AIRFLOW_CONN_MLPIPELINE_S3"])["extra"]["endpoint_url"] == "http://minio:9000"
@@ -537,15 +538,7 @@ def test_compose_airflow_profile_definition(tmp_path: Path) -> None:
 def test_airflow_image_parses_the_dag_as_non_root() -> None:
     import docker
 
-    tag = subprocess.run(
-        "cat docker/airflow.Dockerfile airflow/uv.lock airflow/pyproject.toml | sha256sum | cut -c1-12",
-        shell=True,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    image = f"mlpipeline-airflow:{tag}"
+    image = f"mlpipeline-airflow:{airflow_image_tag()}"
     try:
         engine = docker.from_env(timeout=10)
         engine.images.get(image)
@@ -577,3 +570,70 @@ def test_airflow_image_parses_the_dag_as_non_root() -> None:
 def dvc_edges() -> list[list[str]]:
     spec = json.loads((REPO / "airflow/dags/pipeline.json").read_text())
     return sorted([up, stage["name"]] for stage in spec["stages"] for up in stage["upstream"])
+
+
+@pytest.mark.docker
+@pytest.mark.server
+def test_compose_airflow_init_creates_and_migrates_the_metadata_database(tmp_path: Path) -> None:
+    """The profile's airflow-init, exactly as compose.yaml has it, in the Airflow image against this machine's
+    PostgreSQL standing in for the stack's (`postgres` resolves to it): creates the `airflow` database once,
+    migrates it, and is idempotent."""
+    import psycopg2
+    import yaml
+
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose not installed")
+    env = {**clean_env(), "PROJECT_DIR": str(tmp_path), "POSTGRES_PASSWORD": "unused-with-trust-auth"}
+    shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
+    config = subprocess.run(
+        [compose, "--profile", "airflow", "config"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    init = yaml.safe_load(config.stdout)["services"]["airflow-init"]
+    tag = airflow_image_tag()
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+    admin.autocommit = True
+    cursor = admin.cursor()
+    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = 'mlflow'")
+    made_role = cursor.fetchone() is None
+    if made_role:
+        cursor.execute("CREATE ROLE mlflow LOGIN CREATEDB")
+    cursor.execute("SELECT 1 FROM pg_database WHERE datname = 'mlflow'")
+    made_db = cursor.fetchone() is None
+    if made_db:
+        cursor.execute("CREATE DATABASE mlflow OWNER mlflow")
+    cursor.execute("DROP DATABASE IF EXISTS airflow WITH (FORCE)")
+    try:
+        cmd = ["docker", "run", "--rm", "--network", "host", "--add-host", "postgres:127.0.0.1", "--user", "1000:1000"]
+        for key, value in init["environment"].items():
+            cmd += ["-e", f"{key}={value}"]
+        for attempt in (1, 2):  # a second `make airflow-up` finds the database there
+            done = subprocess.run(
+                [*cmd, f"mlpipeline-airflow:{tag}", *init["command"]], capture_output=True, text=True, timeout=600
+            )
+            assert done.returncode == 0, (attempt, done.stdout[-3000:], done.stderr[-3000:])
+            assert "Database migration done" in done.stdout + done.stderr
+        migrated = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="airflow")
+        with migrated, migrated.cursor() as tables:
+            tables.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'dag_run'")
+            assert tables.fetchone() == (1,)
+        migrated.close()
+    finally:
+        cursor.execute("DROP DATABASE IF EXISTS airflow WITH (FORCE)")
+        if made_db:
+            cursor.execute("DROP DATABASE IF EXISTS mlflow WITH (FORCE)")
+        if made_role:
+            cursor.execute("DROP ROLE IF EXISTS mlflow")
+        admin.close()
+
+
+def airflow_image_tag() -> str:
+    """The Makefile's AIRFLOW_IMAGE_TAG: a hash of what defines the Airflow image."""
+    return subprocess.run(
+        "cat docker/airflow.Dockerfile airflow/uv.lock airflow/pyproject.toml | sha256sum | cut -c1-12",
+        shell=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
