@@ -41,17 +41,32 @@ def stage_graph(root: Path) -> dict[str, list[str]]:
 
     Stages come in dvc.yaml's order wherever the graph allows (a topological order), upstream lists sorted.
     """
-    import networkx as nx
+    import heapq
+
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        graph = repo.index.graph  # an edge goes from a stage to a stage it depends on
-        names = {stage: stage.name for stage in graph.nodes}
+        # DVC's graph: an edge goes from a stage to a stage it depends on (as `dvc dag` draws it, reversed).
+        edges = [(dependency.name, stage.name) for stage, dependency in repo.index.graph.edges]
         listed = [stage.name for stage in repo.index.stages]
     position = {name: i for i, name in enumerate(listed)}
-    forward = nx.relabel_nodes(graph, names).reverse(copy=True)
-    order = list(nx.lexicographical_topological_sort(forward, key=lambda name: position.get(name, len(position))))
-    return {name: sorted(forward.predecessors(name), key=position.__getitem__) for name in order}
+    upstream: dict[str, set[str]] = {name: set() for name in listed}
+    for up, down in edges:
+        upstream[down].add(up)
+    # Kahn's algorithm, taking the ready stage that comes first in dvc.yaml each time.
+    waiting = {name: len(ups) for name, ups in upstream.items()}
+    ready = [(position[name], name) for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        for down, ups in upstream.items():
+            if name in ups:
+                waiting[down] -= 1
+                if waiting[down] == 0:
+                    heapq.heappush(ready, (position[down], down))
+    return {name: sorted(upstream[name], key=position.__getitem__) for name in order}
 
 
 def spec_text(root: Path) -> str:
