@@ -61,6 +61,9 @@ def test_a_syntax_error_names_its_line_and_column(tmp_path: Path) -> None:
         ({"preprocess": {"test_size": 1.5}}, "'preprocess.test_size': input should be less than 1"),
         ({"validate": {"min_rows_per_class": 0}}, "'validate.min_rows_per_class'"),
         ({"ingest": {"name": "../escape"}}, "'ingest.name'"),
+        ({"ingest": {"source": "synthetic:0"}}, "use synthetic:<rows>, a whole number of rows from 1 to"),
+        ({"ingest": {"source": "synthetic:lots"}}, "'ingest.source'"),
+        ({"ingest": {"source": "synthetic:100_000_001"}}, "from 1 to 100_000_000"),
     ],
 )
 def test_bad_params_name_the_key(data: dict, expected: str) -> None:
@@ -149,6 +152,7 @@ def test_each_data_set_gets_its_own_registered_model() -> None:
     ("data", "message"),
     [
         ({"ingest": {"source": "sklearn:diabetes", "task": "classification"}}, "is a regression data set"),
+        ({"ingest": {"source": "synthetic:1000", "task": "regression"}}, "is a classification data set"),
         (
             {
                 "ingest": {"task": "regression", "source": "data/sources/x.csv"},

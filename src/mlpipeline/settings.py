@@ -37,6 +37,9 @@ SKLEARN_DATASETS = {
     "diabetes": "regression",
 }
 Task = Literal["classification", "regression"]
+# `synthetic:<rows>`: a seeded, generated classification data set of any size (io/sources.py), for scale tests.
+SYNTHETIC_PREFIX = "synthetic:"
+SYNTHETIC_MAX_ROWS = 100_000_000
 # File sources live here: ingest depends on the whole folder in dvc.yaml, so an edited file reruns the pipeline.
 SOURCES_DIR = PurePosixPath("data/sources")
 SOURCE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -56,8 +59,9 @@ class Section(BaseModel):
 class IngestParams(Section):
     """Where the raw data comes from.
 
-    ``source`` is ``sklearn:<iris|wine|breast_cancer|digits|diabetes>`` (bundled with scikit-learn, offline) or
-    a ``.csv``/``.parquet`` file under ``data/sources/`` whose label column is ``target``. The raw file is
+    ``source`` is ``sklearn:<iris|wine|breast_cancer|digits|diabetes>`` (bundled with scikit-learn, offline),
+    ``synthetic:<rows>`` (generated, seeded: the same rows every time, of any size) or a ``.csv``/``.parquet``
+    file under ``data/sources/`` whose label column is ``target``. The raw file is
     written to ``data/raw/<name>.csv``. ``task`` is ``auto`` (a bundled source knows its task; a file's label
     column is a regression target when it is numeric with non-integer values or more than
     ``MAX_AUTO_CLASSES`` distinct values, else classes), or set explicitly.
@@ -71,6 +75,9 @@ class IngestParams(Section):
     @field_validator("source")
     @classmethod
     def _known_source(cls, source: str) -> str:
+        if source.startswith(SYNTHETIC_PREFIX):
+            synthetic_rows(source)
+            return source
         if source.startswith("sklearn:"):
             if source.removeprefix("sklearn:") not in SKLEARN_DATASETS:
                 raise ValueError(f"bundled sources are sklearn:<{'|'.join(SKLEARN_DATASETS)}>")
@@ -84,6 +91,18 @@ class IngestParams(Section):
                 "reruns the pipeline"
             )
         return source
+
+
+def synthetic_rows(source: str) -> int:
+    """The row count of a ``synthetic:<rows>`` source (``synthetic:1_000_000`` reads as well)."""
+    text = source.removeprefix(SYNTHETIC_PREFIX)
+    try:
+        rows = int(text)
+    except ValueError:
+        rows = 0
+    if not 1 <= rows <= SYNTHETIC_MAX_ROWS:
+        raise ValueError(f"{source!r}: use synthetic:<rows>, a whole number of rows from 1 to {SYNTHETIC_MAX_ROWS:_}")
+    return rows
 
 
 class ValidateParams(Section):
@@ -205,6 +224,8 @@ class Params(Section):
         known = SKLEARN_DATASETS.get(self.ingest.source.removeprefix("sklearn:"))
         if self.ingest.source.startswith("sklearn:") and task not in ("auto", known):
             raise ValueError(f"ingest.task: {self.ingest.source} is a {known} data set, not {task}")
+        if self.ingest.source.startswith(SYNTHETIC_PREFIX) and task == "regression":
+            raise ValueError(f"ingest.task: {self.ingest.source} is a classification data set, not regression")
         metric = self.promote.compare_metric
         if task != "auto" and metric != "auto" and (metric in REGRESSION_METRICS) != (task == "regression"):
             raise ValueError(f"promote.compare_metric: {metric!r} does not apply to a {task} task")
@@ -217,6 +238,8 @@ class Params(Section):
         known = SKLEARN_DATASETS.get(self.ingest.source.removeprefix("sklearn:"))
         if self.ingest.source.startswith("sklearn:") and known:
             return "regression" if known == "regression" else "classification"
+        if self.ingest.source.startswith(SYNTHETIC_PREFIX):
+            return "classification"
         return "regression" if contract_task == "regression" else "classification"
 
     def experiment_name(self) -> str:

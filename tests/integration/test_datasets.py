@@ -164,3 +164,26 @@ def test_own_csv_with_categories_and_gaps_from_file_to_served_answer(project: Pr
     verdict = json.loads(project.path("metrics/promotion.json").read_text())
     assert verdict["decision"] == "rejected", verdict  # no better than the champion it re-scored
     assert champion_of(project, "shop-classifier") == "1"
+
+
+def test_synthetic_source_of_any_size_runs_end_to_end_with_parquet_between_stages(project: Project) -> None:
+    """`synthetic:<rows>`: generated, seeded, mixed numbers and categories with gaps; the README's scale path."""
+    project.set_param("ingest.source", "synthetic:20000")
+    project.set_param("ingest.name", "synthetic")
+    project.set_param("preprocess.format", "parquet")
+    project.repro("ingest")
+    project.run("mlpipeline", "contract", "data/raw/synthetic.csv", "contracts/synthetic.yaml")
+    project.set_param("validate.contract", "contracts/synthetic.yaml")
+    out = project.make("run")
+    assert ran(out.stdout) == ["check-params", "validate", "preprocess", "train", "evaluate", "promote"]
+    metrics = json.loads(project.path("metrics/metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.9, metrics  # learnable, with the default model and gate
+    assert metrics["n_test_rows"] == 4000
+    assert champion_of(project, "synthetic-classifier") == "1"
+    assert (
+        project.path("data/processed/train.parquet").stat().st_size
+        < project.path("data/raw/synthetic.csv").stat().st_size
+    )
+    raw = project.path("data/raw/synthetic.csv").read_bytes()
+    project.repro("-f", "ingest")
+    assert project.path("data/raw/synthetic.csv").read_bytes() == raw  # the same rows every time

@@ -108,3 +108,29 @@ def test_a_regression_file_keeps_its_values_and_gaps(tmp_path: Path) -> None:
     df = collect(str(path), "price", task="regression")
     assert df["target"].tolist() == ["1.5", "2.75", ""]
     assert df["colour"].tolist() == ["red", "", "blue"]
+
+
+def test_synthetic_source_is_the_same_every_time_in_bounded_blocks() -> None:
+    from mlpipeline.io.sources import SYNTHETIC_BLOCK
+    from mlpipeline.settings import Params
+
+    rows = SYNTHETIC_BLOCK + 7  # two blocks, the second short
+    blocks = list(read_source("synthetic:" + str(rows), "target"))
+    assert [len(b) for b in blocks] == [SYNTHETIC_BLOCK, 7]  # never more than a block in memory
+    first, again = pd.concat(blocks, ignore_index=True), collect(f"synthetic:{rows}")
+    pd.testing.assert_frame_equal(first, again)
+    assert list(first.columns) == ["x1", "x2", "x3", "colour", "size", "target", "target_name"]
+    assert first["x2"].isna().mean() == pytest.approx(0.01, abs=0.003)  # gaps in a number
+    assert first["size"].isna().mean() == pytest.approx(0.02, abs=0.004)  # and in a category
+    assert set(first["colour"]) == {"red", "green", "blue", "black"}
+    pairs = set(zip(first["target"], first["target_name"], strict=True))
+    assert pairs == {(0, "low"), (1, "mid"), (2, "high")}
+    assert first["target"].value_counts(normalize=True).min() > 0.25  # no class is rare
+    # A prefix of a larger data set is the smaller one: row i never depends on how many rows were asked for.
+    pd.testing.assert_frame_equal(collect("synthetic:1000"), first.head(1000))
+    assert Params.model_validate({"ingest": {"source": "synthetic:1_000"}}).task_hint() == "classification"
+
+
+def test_synthetic_source_refuses_a_bad_row_count() -> None:
+    with pytest.raises(ConfigError, match="synthetic:<rows>"):
+        collect("synthetic:-5")

@@ -1,4 +1,4 @@
-"""Raw data sources for ingest: scikit-learn's bundled data sets, or a local CSV/Parquet file.
+"""Raw data sources for ingest: scikit-learn's bundled data sets, a generated one of any size, or a CSV/Parquet file.
 
 Every source yields the same shape: feature columns with snake_case names, then for classes ``target`` (integer
 class code) and ``target_name`` (the label as text, whatever it looked like: a name or a number), for a
@@ -16,7 +16,7 @@ import pandas as pd
 
 from mlpipeline.core.columns import RAW_LABEL, RAW_TARGET, snake_case
 from mlpipeline.errors import ConfigError, DataContractError
-from mlpipeline.settings import MAX_AUTO_CLASSES, SKLEARN_DATASETS, SOURCES_DIR
+from mlpipeline.settings import MAX_AUTO_CLASSES, SKLEARN_DATASETS, SOURCES_DIR, SYNTHETIC_PREFIX, synthetic_rows
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,13 @@ def read_source(source: str, target: str, task: str = "auto", chunk_rows: int = 
     regression: how the label column is laid out)."""
     if source.startswith("sklearn:"):
         yield _sklearn(source.removeprefix("sklearn:"))
+        return
+    if source.startswith(SYNTHETIC_PREFIX):
+        try:
+            rows = synthetic_rows(source)
+        except ValueError as exc:
+            raise ConfigError(f"ingest.source {exc}") from exc
+        yield from synthetic(rows)
         return
     path = Path(source)
     if not path.is_file():
@@ -55,6 +62,45 @@ def _sklearn(name: str) -> pd.DataFrame:
     frame[RAW_TARGET] = frame[RAW_TARGET].astype("int64")
     frame[RAW_LABEL] = frame[RAW_TARGET].map(dict(enumerate(names)))
     return frame
+
+
+SYNTHETIC_SEED = 2026
+SYNTHETIC_BLOCK = 65_536
+SYNTHETIC_LABELS = ("low", "mid", "high")
+
+
+def synthetic(rows: int) -> Iterator[pd.DataFrame]:
+    """``rows`` generated rows in blocks of SYNTHETIC_BLOCK (memory stays bounded at any size), each block from
+    its own seeded generator, so the data are the same on every run and machine.
+
+    Three numbers (``x2`` with about 1% gaps), two categories (``size`` with about 2% gaps), and a class
+    (``low``/``mid``/``high``) that depends on all of them plus noise: a model can learn it, not perfectly.
+    """
+    import numpy as np
+
+    colours = np.array(["red", "green", "blue", "black"], dtype=object)
+    sizes = np.array(["S", "M", "L"], dtype=object)
+    for start in range(0, rows, SYNTHETIC_BLOCK):
+        # Always a whole block from the block's own generator, cut to what is asked for: row i is the same
+        # whatever the row count (synthetic:1000 is the head of synthetic:1000000).
+        n = SYNTHETIC_BLOCK
+        rng = np.random.default_rng([SYNTHETIC_SEED, start // SYNTHETIC_BLOCK])
+        x1 = rng.normal(0.0, 1.0, n).round(4)
+        x2 = rng.normal(5.0, 2.0, n).round(4)
+        x3 = rng.uniform(0.0, 100.0, n).round(2)
+        colour = colours[rng.integers(0, len(colours), n)]
+        size = sizes[rng.integers(0, len(sizes), n)]
+        effect = np.select([colour == "red", colour == "blue"], [1.0, -1.0], 0.0) + np.select(
+            [size == "L", size == "S"], [0.2, -0.2], 0.0
+        )
+        score = 2.0 * x1 - 0.15 * (x2 - 5.0) + 0.01 * (x3 - 50.0) + effect + rng.normal(0.0, 0.15, n)
+        codes = np.digitize(score, [-1.0, 1.0])
+        frame = pd.DataFrame({"x1": x1, "x2": x2, "x3": x3, "colour": colour, "size": size})
+        frame.loc[rng.random(n) < 0.01, "x2"] = np.nan
+        frame.loc[rng.random(n) < 0.02, "size"] = None
+        frame[RAW_TARGET] = codes.astype("int64")
+        frame[RAW_LABEL] = np.array(SYNTHETIC_LABELS, dtype=object)[codes]
+        yield frame.iloc[: min(n, rows - start)]
 
 
 def _natural_key(label: str) -> tuple[int, float, str]:
