@@ -203,7 +203,8 @@ AIRFLOW := $(abspath $(AIRFLOW_VENV))/bin/airflow
 # A DAG run's commit: the one checked out here (workers check it out in their own clones).
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 AIRFLOW_ENV = AIRFLOW_HOME="$(AIRFLOW_HOME)" AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/airflow/dags" \
-	AIRFLOW__CORE__LOAD_EXAMPLES=false MLPIPELINE_WORKSPACE="$${MLPIPELINE_WORKSPACE:-$(CURDIR)}"
+	AIRFLOW__CORE__LOAD_EXAMPLES=false MLPIPELINE_WORKSPACE="$${MLPIPELINE_WORKSPACE:-$(CURDIR)}" \
+	MLPIPELINE_PYTHON="$${MLPIPELINE_PYTHON:-$(abspath $(VENV))/bin/python}"
 
 $(AIRFLOW_VENV)/.synced: airflow/uv.lock airflow/pyproject.toml | $(UV)
 	@cd airflow && UV_PROJECT_ENVIRONMENT=.venv $(UV) sync --frozen --compile-bytecode --quiet

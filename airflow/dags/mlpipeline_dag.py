@@ -125,6 +125,11 @@ def run_stage(stage: str, commit: str) -> None:
     log = logging.getLogger("mlpipeline.airflow")
     root = workspace()
     python = os.environ.get("MLPIPELINE_PYTHON") or str(root / ".venv" / "bin" / "python")
+    if not os.access(python, os.X_OK):
+        raise AirflowFailException(
+            f"no project Python at {python}: run `make setup` in the workspace {root}, or set MLPIPELINE_PYTHON "
+            "in the worker's environment to a Python with the project's dependencies"
+        )
     env = {k: v for k, v in os.environ.items() if not k.startswith(AIRFLOW_ONLY)}
     env.update(service_env())
     env["PATH"] = f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}"

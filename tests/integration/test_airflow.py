@@ -637,3 +637,22 @@ def airflow_image_tag() -> str:
         text=True,
         check=True,
     ).stdout.strip()
+
+
+MISSING_PYTHON = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import mlpipeline_dag
+try:
+    mlpipeline_dag.run_stage("ingest", "")
+except Exception as exc:
+    print("FAILED=" + json.dumps([type(exc).__name__, str(exc)]))
+"""
+
+
+def test_a_worker_without_the_projects_python_says_what_to_do(tmp_path: Path) -> None:
+    env = airflow_env(tmp_path / "home", REPO, MLPIPELINE_PYTHON=str(tmp_path / "no-venv" / "python"))
+    kind, message = in_airflow(MISSING_PYTHON, "FAILED=", env)
+    assert kind == "AirflowFailException"  # fails the task without retries
+    assert f"no project Python at {tmp_path / 'no-venv' / 'python'}" in message
+    assert "make setup" in message
