@@ -80,8 +80,11 @@ git-sync: setup ## Record the pipeline's state: push its data to the DVC remote,
 	  git commit -q -m "$${MSG:-Pipeline state: dvc.lock and params (make git-sync)}" && git log -1 --format='committed %h %s'; fi
 	@git push $(GIT_PUSH_ARGS)
 
+# docker/Dockerfile is a tree of shared dependency layers: the first image builds them all (a couple of minutes),
+# the others reuse them and add only their group's remainder (seconds each).
 build: ## Build the stage images, the serving image and the DVC runner image (BASE_IMAGE=python:3.11-slim-bookworm)
 	@command -v docker >/dev/null || { echo "error: docker not found; install Docker (or .ci/provision-docker.sh)"; exit 1; }
+	@echo "building the shared dependency layers with the first image (docker/Dockerfile)"
 	@for stage in $(IMAGES); do \
 	  echo "building mlpipeline-$$stage:$(IMAGE_TAG)"; \
 	  docker build --quiet -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg STAGE=$$stage \
