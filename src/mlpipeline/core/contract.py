@@ -1,4 +1,4 @@
-"""Data contracts: what a raw data set must look like, checked with pandera.
+"""Data contracts: what a raw data set must look like, checked column-wise with polars, streaming.
 
 A contract is a small YAML document (see ``contracts/iris.yaml``): the task (classes or a regression target),
 each feature column as numeric (dtype and allowed range) or categorical (allowed values), nullable or not, and
@@ -10,13 +10,15 @@ the first problem. :func:`infer_contract` drafts one from any table and never fa
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlpipeline.core.columns import RAW_LABEL, RAW_TARGET
-from mlpipeline.core.schema import FeatureInfo, Schema, Task, task_of
+from mlpipeline.core.columns import NA_VALUES, RAW_LABEL, RAW_TARGET
+from mlpipeline.core.schema import FeatureInfo, Schema, Task
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_EXAMPLES = 5
 # A drafted text column with more distinct values than this is probably free text or an id: say so.
@@ -138,79 +140,111 @@ class ValidationReport(BaseModel):
         return "; ".join(v.summary() for v in self.violations)
 
 
-def _problem(check: str, column: str = "") -> str:
-    if check.startswith("coerce_dtype") or check.startswith("dtype("):
-        return "wrong type (not a number)" if "float" in check or "int" in check else f"wrong type ({check})"
-    if check == "not_nullable":
-        return "missing value (null/NaN)"
-    if check.startswith("isin"):
-        if column in (RAW_TARGET, RAW_LABEL):
-            return "unknown label"
-        return "unknown category (allowed: " + check.removeprefix("isin(").removesuffix(")") + ")"
-    if check.startswith("in_range"):
-        return "out of range " + check.removeprefix("in_range")
-    if check.startswith("greater_than_or_equal_to") or check.startswith("less_than_or_equal_to"):
-        return "out of range " + check
-    if check == "column_in_dataframe":
-        return "column missing"
-    if check == "column_in_schema":
-        return "unexpected column"
-    return check
+ROW = "__mlpipeline_row"
+PARSED = "__parsed"  # suffix of a number column parsed from its text
 
 
-def _range_checks(low: float | None, high: float | None) -> list[Any]:
-    import pandera.pandas as pa
-
+def _range(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
-        return [pa.Check.in_range(low, high)]
-    if low is not None:
-        return [pa.Check.ge(low)]
-    if high is not None:
-        return [pa.Check.le(high)]
-    return []
+        return f"out of range [{low:g}, {high:g}]"
+    return f"out of range (>= {low:g})" if low is not None else f"out of range (<= {high:g})"
 
 
-def _schema(contract: Contract) -> Any:
-    import pandera.pandas as pa
+MISMATCH = "does not match target code per the contract's labels"
 
-    columns: dict[str, Any] = {}
+
+def _checks(contract: Contract, present: set[str]) -> tuple[list[Any], list[tuple[str, str, Any, Any]]]:
+    """The parsed number columns to add, and (column, problem, failing-row expression, value shown) for every
+    check of the contract's present columns, the label/code agreement last.
+
+    Columns are read as text; a number column is parsed leniently once, so a value that is not a number is one
+    "wrong type" failure (its other checks skip it) instead of failing the whole column.
+    """
+    import polars as pl
+
+    parsed: list[Any] = []
+    checks: list[tuple[str, str, Any, Any]] = []
+
+    def number(name: str, integer: bool, low: float | None, high: float | None, nullable: bool) -> Any:
+        text = pl.col(name)
+        parsed.append(text.str.strip_chars().cast(pl.Float64, strict=False).alias(f"{name}{PARSED}"))
+        value = pl.col(f"{name}{PARSED}")
+        wrong = text.is_not_null() & value.is_null()
+        if integer:  # an integer column also refuses 1.5 and inf
+            wrong = wrong | (value.is_not_null() & ~value.is_nan() & (~value.is_finite() | (value != value.floor())))
+        kind = "an integer" if integer else "a number"
+        checks.append((name, f"wrong type (not {kind})", wrong.fill_null(False), text))
+        gap = text.is_null() | value.is_nan()
+        if not nullable:
+            checks.append((name, "missing value (null/NaN)", gap, text))
+        if low is not None or high is not None:
+            outside = pl.lit(False)
+            if low is not None:
+                outside = outside | (value < low)
+            if high is not None:
+                outside = outside | (value > high)
+            checks.append((name, _range(low, high), (~wrong & ~gap & outside).fill_null(False), value))
+        return value
+
+    def text_in(name: str, allowed: list[str], nullable: bool, problem: str) -> None:
+        text = pl.col(name)
+        if not nullable:
+            checks.append((name, "missing value (null/NaN)", text.is_null(), text))
+        checks.append((name, problem, text.is_not_null() & ~text.is_in(allowed), text))
+
     for name, spec in contract.features.items():
-        if spec.kind == "categorical":
-            checks = [pa.Check.isin(spec.categories or [])]
-            columns[name] = pa.Column(str, checks=checks, nullable=spec.nullable, coerce=True)
+        if name not in present:
             continue
-        # A nullable integer column is read as floats (NaN is a float); its values are still range-checked.
-        dtype = "float64" if spec.dtype == "float" or spec.nullable else "int64"
-        checks = _range_checks(spec.min, spec.max)
-        columns[name] = pa.Column(dtype, checks=checks, nullable=spec.nullable, coerce=True)
+        if spec.kind == "categorical":
+            categories = spec.categories or []
+            text_in(name, categories, spec.nullable, f"unknown category (allowed: {categories})")
+        else:
+            number(name, spec.dtype == "int" and not spec.nullable, spec.min, spec.max, spec.nullable)
     if contract.task == "classification":
-        codes = pa.Check.isin(sorted(contract.labels))
-        columns[RAW_TARGET] = pa.Column("int64", codes, nullable=False, coerce=True)
-        names = pa.Check.isin(sorted(contract.labels.values()))
-        columns[RAW_LABEL] = pa.Column(str, names, nullable=False, coerce=True)
-    else:
+        if RAW_TARGET in present:
+            code = number(RAW_TARGET, True, None, None, False)
+            known = code.is_in([float(c) for c in sorted(contract.labels)])
+            checks.append((RAW_TARGET, "unknown label", (code.is_finite() & ~known).fill_null(False), code))
+        if RAW_LABEL in present:
+            text_in(RAW_LABEL, sorted(contract.labels.values()), False, "unknown label")
+        if {RAW_TARGET, RAW_LABEL} <= present:
+            parsed_code, label = pl.col(f"{RAW_TARGET}{PARSED}"), pl.col(RAW_LABEL)
+            pairs = [(parsed_code == float(k)) & (label == v) for k, v in contract.labels.items()]
+            checks.append((RAW_LABEL, MISMATCH, ~pl.any_horizontal(pairs).fill_null(False), label))
+    elif RAW_TARGET in present:
         bounds = contract.target or TargetSpec()
-        columns[RAW_TARGET] = pa.Column("float64", _range_checks(bounds.min, bounds.max), nullable=False, coerce=True)
-    return pa.DataFrameSchema(columns, strict=contract.strict, ordered=False)
+        number(RAW_TARGET, False, bounds.min, bounds.max, False)
+    return parsed, checks
 
 
 def _value(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return "NaN"
-    if hasattr(value, "item"):
-        value = value.item()
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
-def check_frame(df: pd.DataFrame, contract: Contract, min_rows_per_class: int) -> ValidationReport:
-    """Check ``df`` (as read from the raw CSV, index = data row) against ``contract``; never raises for bad data.
+def _examples(table: Any, failing: Any, shown: Any) -> list[dict[str, Any]]:
+    """The first few failing rows as ``{"line": file line, "value": ...}`` (streams; stops at MAX_EXAMPLES)."""
+    rows = table.filter(failing).select(ROW, shown.alias("value")).head(MAX_EXAMPLES).collect(engine="streaming")
+    return [{"line": int(row) + 2, "value": _value(value)} for row, value in rows.iter_rows()]
 
-    Lines in the report are file lines: data row ``i`` is line ``i + 2`` (line 1 is the header).
+
+def check_table(table: Any, contract: Contract, min_rows_per_class: int) -> ValidationReport:
+    """Check a raw table (a polars ``LazyFrame`` of text columns, as ``io.raw.scan_raw`` reads the raw CSV)
+    against ``contract``; never raises for bad data.
+
+    One streaming pass counts every check's failing rows; a failing check then reads just its first few rows for
+    examples. Memory stays bounded whatever the number of rows. Lines in the report are file lines: data row
+    ``i`` is line ``i + 2`` (line 1 is the header).
     """
-    from pandera.errors import SchemaErrors
+    import polars as pl
 
+    columns = list(table.collect_schema().names())
+    present = set(columns)
     violations: list[Violation] = []
-    layout = task_of(df) if RAW_TARGET in df.columns else contract.task
+    layout = ("classification" if RAW_LABEL in present else "regression") if RAW_TARGET in present else contract.task
+    expected = [*contract.features, RAW_TARGET] + ([RAW_LABEL] if contract.task == "classification" else [])
+    rows_expr = pl.len().alias("rows")
     if layout != contract.task:
         violations.append(
             Violation(
@@ -223,42 +257,43 @@ def check_frame(df: pd.DataFrame, contract: Contract, min_rows_per_class: int) -
                 examples=[],
             )
         )
-        return _report(df, contract, violations, {})
-    try:
-        _schema(contract).validate(df, lazy=True)
-    except SchemaErrors as exc:
-        cases = exc.failure_cases
-        mistyped = set(cases.loc[cases["check"].astype(str).str.startswith(("coerce_dtype", "dtype(")), "column"])
-        for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
-            column_name = str(column) if isinstance(column, str) else "<table>"
-            if column in mistyped and not str(check).startswith(("coerce_dtype", "dtype(", "not_nullable")):
-                continue  # value checks cannot run on a column of the wrong type: the type error says it all
-            if check in ("column_in_dataframe", "column_in_schema"):
-                for missing in group["failure_case"]:
-                    violations.append(
-                        Violation(column=str(missing), problem=_problem(str(check)), count=1, examples=[])
-                    )
-                continue
-            examples = []
-            for _, row in group.head(MAX_EXAMPLES).iterrows():
-                example: dict[str, Any] = {"value": _value(row["failure_case"])}
-                if pd.notna(row["index"]):
-                    example = {"line": int(row["index"]) + 2, **example}
-                examples.append(example)
-            violations.append(
-                Violation(
-                    column=column_name, problem=_problem(str(check), column_name), count=len(group), examples=examples
-                )
-            )
+        rows = int(table.select(rows_expr).collect(engine="streaming").item())
+        return _report(rows, columns, contract, violations, {})
+    violations += [Violation(column=c, problem="column missing", count=1, examples=[]) for c in expected
+                   if c not in present]  # fmt: skip
+    if contract.strict:
+        violations += [Violation(column=c, problem="unexpected column", count=1, examples=[]) for c in columns
+                       if c not in expected]  # fmt: skip
+    parsed, checks = _checks(contract, present)
+    indexed = table.with_row_index(ROW).with_columns(parsed)
+    counts = (
+        indexed.select(rows_expr, *(failing.sum().alias(str(i)) for i, (_, _, failing, _) in enumerate(checks)))
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    rows = int(counts["rows"])
+    mistyped = {column for i, (column, problem, _, _) in enumerate(checks) if problem.startswith("wrong type")
+                and counts[str(i)]}  # fmt: skip
+    mismatch: Violation | None = None
+    for i, (column, problem, failing, shown) in enumerate(checks):
+        count = int(counts[str(i)])
+        if not count or (column in mistyped and not problem.startswith(("wrong type", "missing value"))):
+            continue  # value checks on a column of the wrong type add nothing: the type error says it all
+        found = Violation(column=column, problem=problem, count=count, examples=_examples(indexed, failing, shown))
+        if problem == MISMATCH:
+            mismatch = found  # only meaningful when codes and names are otherwise valid
+        else:
+            violations.append(found)
 
-    counts: dict[str, int] = {}
-    if RAW_LABEL in df.columns and contract.task == "classification":
-        counts = {str(k): int(v) for k, v in df[RAW_LABEL].value_counts(dropna=True).sort_index().items()}
-    if len(df) == 0:
+    class_counts: dict[str, int] = {}
+    if RAW_LABEL in present and contract.task == "classification":
+        grouped = table.group_by(RAW_LABEL).len().drop_nulls().collect(engine="streaming")
+        class_counts = {str(label): int(n) for label, n in sorted(grouped.iter_rows())}
+    if rows == 0:
         violations.append(Violation(column="<table>", problem="no data rows", count=0, examples=[]))
-    elif RAW_LABEL in df.columns and contract.task == "classification":
+    elif RAW_LABEL in present and contract.task == "classification":
         for label in contract.labels.values():
-            seen = counts.get(label, 0)
+            seen = class_counts.get(label, 0)
             if seen < min_rows_per_class:
                 violations.append(
                     Violation(
@@ -268,33 +303,32 @@ def check_frame(df: pd.DataFrame, contract: Contract, min_rows_per_class: int) -
                         examples=[],
                     )
                 )
-    if contract.task == "classification" and RAW_TARGET in df.columns and RAW_LABEL in df.columns and not violations:
-        expected = df[RAW_TARGET].astype("int64").map(contract.labels)
-        mismatch = df.index[expected != df[RAW_LABEL].astype(str)]
-        if len(mismatch):
-            violations.append(
-                Violation(
-                    column=RAW_LABEL,
-                    problem="does not match target code per the contract's labels",
-                    count=len(mismatch),
-                    examples=[
-                        {"line": int(i) + 2, "value": _value(df.at[i, RAW_LABEL])} for i in mismatch[:MAX_EXAMPLES]
-                    ],
-                )
-            )
-    return _report(df, contract, violations, counts)
+    if mismatch is not None and not violations:
+        violations.append(mismatch)
+    return _report(rows, columns, contract, violations, class_counts)
+
+
+def check_frame(df: pd.DataFrame, contract: Contract, min_rows_per_class: int) -> ValidationReport:
+    """Check a pandas frame as if it were the raw CSV it would be written to (see :func:`check_table`)."""
+    import io
+
+    import polars as pl
+
+    text = df.to_csv(index=False, lineterminator="\n").encode()
+    return check_table(pl.read_csv(io.BytesIO(text), infer_schema=False, null_values=NA_VALUES).lazy(), contract,
+                       min_rows_per_class)  # fmt: skip
 
 
 def _report(
-    df: pd.DataFrame, contract: Contract, violations: list[Violation], counts: dict[str, int]
+    rows: int, columns: list[str], contract: Contract, violations: list[Violation], counts: dict[str, int]
 ) -> ValidationReport:
     return ValidationReport(
         contract=contract.name,
         task=contract.task,
         schema=contract.to_schema(),
         passed=not violations,
-        rows=len(df),
-        columns=[str(c) for c in df.columns],
+        rows=rows,
+        columns=columns,
         class_counts=counts,
         violations=violations,
     )
@@ -322,6 +356,8 @@ def _numeric_spec(values: pd.Series, nullable: bool, margin: float) -> FeatureSp
 def infer_feature(column: pd.Series, margin: float = 0.1) -> FeatureSpec:
     """Draft one column's spec from its values (any dtype): numbers get a widened range, anything else is
     categorical with the values seen; a column with missing values is nullable."""
+    import pandas as pd
+
     present = column.dropna()
     if column.dtype == object or str(column.dtype).startswith(("string", "str")):
         present = present[present.astype(str).str.strip() != ""]
@@ -342,6 +378,8 @@ def infer_feature(column: pd.Series, margin: float = 0.1) -> FeatureSpec:
 def infer_contract(df: pd.DataFrame, name: str, margin: float = 0.1) -> Contract:
     """Draft a contract from known-good data in ingest's layout (``target``, plus ``target_name`` for classes):
     numeric ranges widened by ``margin`` of their span, categories with their values, nullability, labels."""
+    import pandas as pd
+
     features = {
         str(column): infer_feature(df[column], margin) for column in df.columns if column not in (RAW_TARGET, RAW_LABEL)
     }

@@ -143,6 +143,16 @@ def read_json(path: Path, what: str) -> Any:
         ) from exc
 
 
+def require_input(path: Path, what: str) -> None:
+    """Fail with what to run when an input an earlier stage writes is missing or has not even a header row."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError as exc:
+        raise MlpipelineError(f"{path} not found: run the {what} stage first (`dvc repro`)") from exc
+    if size == 0:
+        raise DataContractError(f"{path} is empty (not even a header row)")
+
+
 def read_csv(path: Path, what: str, dtype: dict[str, str] | None = None) -> pd.DataFrame:
     """Read a CSV written by an earlier stage (or given as input), naming the stage to run when it is missing.
 
