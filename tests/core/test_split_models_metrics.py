@@ -120,3 +120,32 @@ def test_metrics_values() -> None:
     report = per_class_report(y_true, y_pred, {0: "a", 1: "b"})
     assert report["a"] == {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "support": 2}
     assert confusion(y_true, y_pred, {0: "a", 1: "b"}) == {"labels": ["a", "b"], "matrix": [[1, 1], [0, 2]]}
+
+
+@pytest.mark.parametrize("seed", [0, 42, 2026])
+@pytest.mark.parametrize("test_size", [0.2, 0.33, 0.5])
+def test_holdout_rows_are_those_train_test_split_draws(seed: int, test_size: float) -> None:
+    """The memory-light split draws exactly the rows scikit-learn's train_test_split would (same random numbers),
+    stratified (uneven, non-contiguous class codes) or not: a scikit-learn upgrade that changes it fails here."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from mlpipeline.core.split import holdout_rows
+
+    labels = np.random.default_rng(seed).choice([-3, 0, 7, 8], size=1_003, p=[0.5, 0.3, 0.15, 0.05])
+    rows = np.arange(len(labels))
+    _, expected = train_test_split(rows, test_size=test_size, random_state=seed, stratify=labels)
+    assert holdout_rows(len(rows), test_size, seed, labels).tolist() == sorted(expected.tolist())
+    _, unstratified = train_test_split(rows, test_size=test_size, random_state=seed)
+    assert holdout_rows(len(rows), test_size, seed).tolist() == sorted(unstratified.tolist())
+
+
+def test_holdout_rows_refuse_what_cannot_be_split() -> None:
+    import numpy as np
+
+    from mlpipeline.core.split import holdout_rows
+
+    with pytest.raises(ValueError, match=r"classes \[2\] have only 1 row"):
+        holdout_rows(5, 0.4, 0, np.array([0, 0, 1, 1, 2]))
+    with pytest.raises(ValueError, match="cannot hold each of 3 classes"):
+        holdout_rows(6, 0.1, 0, np.array([0, 0, 1, 1, 2, 2]))
