@@ -1,0 +1,184 @@
+"""Ingest, validate and preprocess on files, as the stages run them: streaming, column-wise (polars)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlpipeline.errors import DataContractError
+from mlpipeline.io.files import md5
+from mlpipeline.paths import Paths
+from mlpipeline.settings import IngestParams, PreprocessParams, ValidateParams
+from mlpipeline.stages import ingest, preprocess, validate
+
+REPO = Path(__file__).resolve().parents[2]
+SYNTHETIC = str(REPO / "contracts" / "synthetic.yaml")
+TOY = """name: toy
+features:
+  a: {min: 0, max: 10}
+  n: {dtype: int, min: 0, max: 100}
+  c: {kind: categorical, categories: [u, v], nullable: true}
+labels: {0: x, 1: y}
+"""
+
+
+def paths_in(root: Path, fmt: str = "csv") -> Paths:
+    return Paths(
+        params=root / "params.yaml",
+        contract=root / "contract.yaml",
+        raw=root / "raw.csv",
+        validation=root / "validation.json",
+        train=root / f"train.{fmt}",
+        test=root / f"test.{fmt}",
+        schema=root / "schema.json",
+    )
+
+
+def toy(tmp_path: Path, text: str) -> tuple[Path, ValidateParams]:
+    (tmp_path / "contract.yaml").write_text(TOY)
+    raw = tmp_path / "raw.csv"
+    raw.write_text(text)
+    return raw, ValidateParams(contract=str(tmp_path / "contract.yaml"), min_rows_per_class=1)
+
+
+def check(tmp_path: Path, text: str) -> dict:
+    raw, params = toy(tmp_path, text)
+    with pytest.raises(DataContractError) as failed:
+        validate.run(params, raw, tmp_path / "validation.json")
+    report = json.loads((tmp_path / "validation.json").read_text())
+    assert not report["passed"]
+    assert "breaks data contract 'toy'" in str(failed.value)
+    return {(v["column"], v["problem"].split(" (")[0]): v for v in report["violations"]}
+
+
+def test_gaps_spaces_and_the_pandas_missing_markers_read_as_pandas_reads_them(tmp_path: Path) -> None:
+    raw, params = toy(tmp_path, "a,n,c,target,target_name\n 1.5 ,3,u,0,x\n2,4,NA,1,y\n3, 5 ,n/a,1,y\n")
+    report = validate.run(params, raw, tmp_path / "validation.json")
+    assert report.passed, report.summary()
+    assert report.rows == 3
+    assert report.class_counts == {"x": 1, "y": 2}
+    assert report.data_md5 == md5(raw)
+
+
+def test_each_kind_of_bad_value_is_named_with_its_file_line(tmp_path: Path) -> None:
+    found = check(
+        tmp_path,
+        "a,n,c,target,target_name\n"
+        "1,2,u,0,x\n"  # line 2: good
+        "abc,2,u,0,x\n"  # line 3: a not a number
+        "1,2.5,v,1,y\n"  # line 4: n not an integer
+        "11,inf,w,1,y\n"  # line 5: a out of range, n not an integer, c unknown
+        ",2,u,7,z\n",  # line 6: a missing, unknown code and name
+    )
+    assert found["a", "wrong type"]["examples"] == [{"line": 3, "value": "abc"}]
+    assert [e["line"] for e in found["n", "wrong type"]["examples"]] == [4, 5]
+    assert found["a", "missing value"]["examples"] == [{"line": 6, "value": None}]
+    assert ("a", "out of range [0, 10]") not in found  # a has a wrong type: its values are not range-checked
+    assert found["c", "unknown category"]["examples"] == [{"line": 5, "value": "w"}]
+    assert found["target", "unknown label"]["examples"] == [{"line": 6, "value": 7.0}]
+    assert found["target_name", "unknown label"]["count"] == 1
+
+
+def test_out_of_range_and_a_code_that_disagrees_with_its_name(tmp_path: Path) -> None:
+    found = check(tmp_path, "a,n,c,target,target_name\n1,2,u,0,x\n11,2,u,1,y\n")
+    assert found["a", "out of range [0, 10]"]["examples"] == [{"line": 3, "value": 11.0}]
+    (tmp_path / "validation.json").unlink()
+    found = check(tmp_path, "a,n,c,target,target_name\n1,2,u,0,y\n2,3,v,1,y\n4,4,u,0,x\n")
+    mismatch = found["target_name", "does not match target code per the contract's labels"]
+    assert (mismatch["count"], mismatch["examples"]) == (1, [{"line": 2, "value": "y"}])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty (not even a header row)"),
+        ("a,n,c,target,target_name\n1,2,u,0,x,extra,fields\n", "is not a readable CSV"),
+        (b"a,n,c,target,target_name\n1,2,\xff\xfe,0,x\n", "is not a readable CSV"),
+    ],
+)
+def test_an_unreadable_raw_file_is_a_clear_error(tmp_path: Path, text: str | bytes, message: str) -> None:
+    raw, params = toy(tmp_path, "")
+    raw.write_bytes(text.encode() if isinstance(text, str) else text)
+    with pytest.raises(DataContractError, match=re.escape(message)):
+        validate.run(params, raw, tmp_path / "validation.json")
+
+
+def test_a_header_only_file_has_no_data_rows(tmp_path: Path) -> None:
+    assert check(tmp_path, "a,n,c,target,target_name\n")["<table>", "no data rows"]
+
+
+def synthetic_run(tmp_path: Path, rows: int, fmt: str, **split: object) -> Paths:
+    paths = paths_in(tmp_path, fmt)
+    ingest.run(IngestParams(source=f"synthetic:{rows}", name="synthetic"), paths.raw)
+    validate.run(ValidateParams(contract=SYNTHETIC), paths.raw, paths.validation)
+    preprocess.run(PreprocessParams(format=fmt, **split), paths)  # type: ignore[arg-type]
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_split_streams_every_row_into_exactly_one_part_in_file_order(tmp_path: Path, fmt: str) -> None:
+    paths = synthetic_run(tmp_path, 20_000, fmt)
+    raw = pd.read_csv(paths.raw, dtype={"colour": "string", "size": "string", "target_name": "string"})
+    read = pd.read_parquet if fmt == "parquet" else pd.read_csv
+    train, test = read(paths.train), read(paths.test)
+    assert (len(train), len(test)) == (16_000, 4_000)
+    assert list(train.columns) == list(raw.columns)
+    shares = test["target"].value_counts(normalize=True) - raw["target"].value_counts(normalize=True)
+    assert shares.abs().max() < 0.001  # stratified
+    both = pd.concat([train, test]).sort_values(["x1", "x3"]).reset_index(drop=True)
+    expected = raw.sort_values(["x1", "x3"]).reset_index(drop=True)
+    pd.testing.assert_series_equal(both["x2"], expected["x2"], check_dtype=False)
+    assert both["size"].isna().sum() == expected["size"].isna().sum() > 0
+    if fmt == "parquet":
+        assert str(train["x1"].dtype) == "float64"
+        assert str(train["target"].dtype) == "int64"
+
+
+def test_parquet_parts_are_the_same_bytes_whatever_the_thread_count(tmp_path: Path) -> None:
+    """Streaming writers must not let the number of threads shape the file: DVC would see a change."""
+    hashes = []
+    for threads in ("1", "2"):
+        root = tmp_path / threads
+        root.mkdir()
+        code = (
+            "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]);"
+            "from tests.stages.test_data_stages import synthetic_run;"
+            "p = synthetic_run(Path(sys.argv[1]), 70_000, 'parquet'); print(p.train)"
+        )
+        env = {**os.environ, "POLARS_MAX_THREADS": threads, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+        subprocess.run([sys.executable, "-c", code, str(root), str(REPO)], check=True, env=env, capture_output=True)
+        hashes.append((md5(root / "train.parquet"), md5(root / "test.parquet")))
+    assert hashes[0] == hashes[1]
+
+
+def test_max_train_rows_trains_on_a_stratified_sample_and_keeps_the_whole_test_part(tmp_path: Path) -> None:
+    full = synthetic_run(tmp_path / "full", 10_000, "csv")
+    capped = synthetic_run(tmp_path / "capped", 10_000, "csv", max_train_rows=2_000)
+    train, test = pd.read_csv(capped.train), pd.read_csv(capped.test)
+    assert (len(train), len(test)) == (2_000, 2_000)
+    assert capped.test.read_bytes() == full.test.read_bytes()  # the same held-out rows
+    everything = pd.read_csv(full.train)
+    assert len(train.merge(everything, how="inner")) == 2_000  # a subset of the full training part
+    shares = train["target"].value_counts(normalize=True) - everything["target"].value_counts(normalize=True)
+    assert shares.abs().max() < 0.001
+    again = synthetic_run(tmp_path / "again", 10_000, "csv", max_train_rows=2_000)
+    assert again.train.read_bytes() == capped.train.read_bytes()
+
+
+def test_a_regression_target_is_split_at_random(tmp_path: Path) -> None:
+    paths = paths_in(tmp_path)
+    ingest.run(IngestParams(source="sklearn:diabetes", name="diabetes"), paths.raw)
+    paths.contract.write_text(
+        "name: diabetes\ntask: regression\nstrict: false\nfeatures: {age: {}}\ntarget: {min: 0, max: 1000}\n"
+    )
+    validate.run(ValidateParams(contract=str(paths.contract)), paths.raw, paths.validation)
+    result = preprocess.run(PreprocessParams(max_train_rows=100), paths)
+    assert (result.train_rows, result.test_rows) == (100, 89)
+    assert len(pd.read_csv(paths.train)) == 100
