@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -48,7 +49,7 @@ def toy(tmp_path: Path, text: str) -> tuple[Path, ValidateParams]:
     return raw, ValidateParams(contract=str(tmp_path / "contract.yaml"), min_rows_per_class=1)
 
 
-def check(tmp_path: Path, text: str) -> dict:
+def check(tmp_path: Path, text: str) -> dict[tuple[str, str], Any]:
     raw, params = toy(tmp_path, text)
     with pytest.raises(DataContractError) as failed:
         validate.run(params, raw, tmp_path / "validation.json")
