@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,34 @@ def test_noop_and_selective_reruns(done: Project, tmp_path: Path) -> None:
     requirements = project.path("requirements/evaluate.txt")
     requirements.write_text(requirements.read_text() + "# matplotlib bumped\n")
     assert ran(project.repro().stdout) == ["evaluate"]
+
+
+def test_outputs_are_stored_once_linked_into_the_cache_and_the_cache_stays_intact(
+    done: Project, tmp_path: Path
+) -> None:
+    """.dvc/config links the cache (reflink, else hardlink): a large output is not stored twice. Safe because a
+    stage replaces its outputs with new files, never writes into them: every cache file keeps its hash."""
+    from mlpipeline.io.files import md5
+
+    project = copy_of(done, tmp_path / "p")
+    cache = project.path(".dvc/cache/files/md5")
+
+    def intact() -> None:
+        for cached in cache.rglob("*"):
+            if cached.is_file() and not cached.name.endswith(".dir"):
+                assert md5(cached) == cached.parent.name + cached.name, cached
+
+    reflinks = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True).stdout
+    for test_size in (0.3, 0.2):  # a new split, then the old one restored from DVC's run-cache
+        project.set_param("preprocess.test_size", test_size)
+        project.repro()
+        for rel in ("data/processed/train.csv", "data/processed/test.csv"):
+            path = project.path(rel)
+            digest = md5(path)
+            linked = os.path.samefile(path, cache / digest[:2] / digest[2:])
+            assert linked or reflinks.strip() in ("xfs", "btrfs"), f"{rel} is a copy of its cache file"
+        intact()
+    assert project.run("dvc", "status").stdout.strip() == "Data and pipelines are up to date."
 
 
 def test_two_clones_run_from_scratch_are_byte_identical_and_match_the_committed_lock(
