@@ -14,6 +14,12 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UI_PORT ?= 5000
 ARGS ?=
+comma := ,
+# The pre-imported stage worker (src/mlpipeline/runtimes/zygote.py): make run/exp/sweep start it, WORKER=0 does not.
+WORKER ?= 1
+WORKER_IDLE ?= 900
+SWEEP ?= 110,120,130,140,150,160,170,180,190,200
+JOBS ?= 2
 PYTEST_ARGS ?=
 
 # Docker: images are tagged with a hash of what defines them (the launcher computes the same one).
@@ -32,7 +38,7 @@ COMPOSE_ENV = PROJECT_DIR="$(CURDIR)" MLPIPELINE_UID="$$(id -u)" MLPIPELINE_GID=
 
 .PHONY: help setup lock setup-env git-sync run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
 	build run-docker run-stage serve serve-docker up down ps logs setup-remote push pull dagshub \
-	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down build-worker
+	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down build-worker sweep worker worker-stop
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36mmake %-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +70,7 @@ setup-env: ## Create .env from .env.example (never overwrites an existing .env; 
 
 run: setup ## Run the whole pipeline (dvc repro): params checked first, only what changed reruns
 	@mlpipeline check-params
+	@$(MAKE) --no-print-directory worker
 	@dvc repro $(ARGS)
 	@mlpipeline promote --after-experiment
 	@echo
@@ -170,8 +177,24 @@ plots: setup ## Render the plots to dvc_plots/index.html (dvc plots show)
 
 exp: setup ## Run an experiment (never moves champion): make exp ARGS="-S train.n_estimators=300"
 	@mlpipeline check-params $(ARGS)
+	@$(MAKE) --no-print-directory worker
 	@dvc exp run $(ARGS)
 	@dvc exp show --no-pager --md --drop 'Created|State|Executor' 2>/dev/null || dvc exp show --no-pager
+
+sweep: setup ## Queue one experiment per value (SWEEP=110,120,...: train.n_estimators) and run them, JOBS at a time
+	@# A typo in the key fails here, before anything is queued; each experiment's check-params checks its own value.
+	@mlpipeline check-params -S 'train.n_estimators=$(firstword $(subst $(comma), ,$(SWEEP)))' $(ARGS)
+	@$(MAKE) --no-print-directory worker
+	@dvc exp run --queue -S 'train.n_estimators=$(SWEEP)' $(ARGS)
+	@dvc exp run --run-all -j $(JOBS)
+	@dvc exp show --no-pager --md --drop 'Created|State|Executor' 2>/dev/null || dvc exp show --no-pager
+
+worker: setup ## Start the pre-imported stage worker (make run/exp/sweep do; it exits after WORKER_IDLE idle seconds)
+	@if [ "$(WORKER)" = 1 ]; then python -P src/mlpipeline/runtimes/zygote.py start --idle $(WORKER_IDLE) \
+	  || echo "warning: the stage worker did not start: stages run as plain processes (slower, same results)"; fi
+
+worker-stop: ## Stop the stage worker
+	@python -P src/mlpipeline/runtimes/zygote.py stop
 
 exp-show: setup ## Compare experiments (dvc exp show)
 	@dvc exp show --no-pager

@@ -40,6 +40,9 @@ def project_env(project: Path) -> dict[str, str]:
     env["PYTHONPATH"] = str(project / "src")
     env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t")
     env["GIT_COMMITTER_EMAIL"] = "t@example.com"
+    # `make run` in a copy runs stages as plain processes: a stage worker per copy would outlive the test by
+    # WORKER_IDLE. The worker's own tests start it (tests/integration/test_zygote.py).
+    env["WORKER"] = "0"
     return env
 
 
