@@ -30,8 +30,13 @@ def with_worker(tmp_path: Path) -> Iterator[Project]:
     project.run(sys.executable, "-P", "src/mlpipeline/runtimes/zygote.py", "stop")
 
 
-def test_a_run_through_the_worker_is_byte_identical_to_a_plain_run(done: Project, with_worker: Project) -> None:
-    result = with_worker.make("run")
+def test_a_run_through_the_worker_is_byte_identical_to_a_plain_run(done: Project, tmp_path: Path) -> None:
+    """`make run` starts the worker itself (WORKER=1, the default; the test suite's copies set 0)."""
+    with_worker = Project(copy_project(tmp_path / "w"))
+    try:
+        result = with_worker.make("run", "WORKER=1")
+    finally:
+        with_worker.make("worker-stop", check=False)
     assert ran(result.stdout) == STAGES
     served = _served(with_worker)
     for stage in STAGES:
