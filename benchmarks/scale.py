@@ -12,8 +12,8 @@ checked to be linked, not copied, into the cache. Printed:
 
 - per stage and size: wall time (s) and peak RSS (MB);
 - per stage: the time-vs-rows exponent k of ``time - startup ~ rows^k``, fitted over the sizes from 1e5 rows up
-  (startup = the stage's time at the smallest size: importing and process start, which does not grow with the
-  data); ingest, validate and preprocess should be linear (k <= 1.1);
+  whose time above start-up is at least 0.25 s (startup = the stage's time at the smallest size: importing and
+  process start, which does not grow with the data); ingest, validate and preprocess should be linear (k <= 1.1);
 - peak RSS / in-memory data size at the largest size, where the data's size is the typed table in memory
   (polars/Arrow: float64 numbers, int64 class codes, text) as measured by ``polars.DataFrame.estimated_size``.
 
@@ -114,10 +114,13 @@ def one_size(rows: int, max_train_rows: int, workdir: Path) -> dict[str, object]
 
 
 def exponent(sizes: list[int], times: list[float]) -> float | None:
-    """Least-squares slope of log(time - startup) against log(rows), over the sizes from 1e5 rows up."""
+    """Least-squares slope of log(time - startup) against log(rows), over the sizes from 1e5 rows up whose time
+    above start-up is at least a quarter of a second (below that, scheduling noise is the figure)."""
     startup = times[0]
     points = [
-        (math.log(n), math.log(t - startup)) for n, t in zip(sizes, times, strict=True) if n >= 1e5 and t > startup
+        (math.log(n), math.log(t - startup))
+        for n, t in zip(sizes, times, strict=True)
+        if n >= 1e5 and t > startup + 0.25
     ]
     if len(points) < 2:
         return None
