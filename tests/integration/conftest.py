@@ -70,3 +70,20 @@ def model_run(project: Project):  # type: ignore[no-untyped-def]
 def version_of(project: Project, run_id: str) -> str:
     (version,) = client(project).search_model_versions(f"run_id='{run_id}'")
     return str(version.version)
+
+
+def docker_missing(images: list[str]) -> str | None:
+    """Why the Docker tests cannot run (no engine, or one of ``images`` not built), or None when they can."""
+    try:
+        import docker
+
+        engine = docker.from_env(timeout=5)
+        engine.ping()
+    except Exception as exc:
+        return f"no Docker engine reachable ({exc.__class__.__name__}); run .ci/provision-docker.sh"
+    for name in images:
+        try:
+            engine.images.get(name)
+        except Exception:
+            return f"image {name} not built; run make build"
+    return None

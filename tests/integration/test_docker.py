@@ -18,7 +18,7 @@ import yaml
 
 from mlpipeline.runtimes.docker import STAGES, image_tag
 from tests.conftest import REPO, Project, copy_project
-from tests.integration.conftest import client, ran
+from tests.integration.conftest import client, docker_missing, ran
 from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.xdist_group("docker")]
@@ -27,20 +27,8 @@ USER = 1000  # a non-root user, to prove outputs belong to the caller
 
 
 def _docker_ready() -> str | None:
-    try:
-        import docker
-
-        engine = docker.from_env(timeout=5)
-        engine.ping()
-    except Exception as exc:
-        return f"no Docker engine reachable ({exc.__class__.__name__}); run .ci/provision-docker.sh"
     tag = image_tag(REPO)
-    for name in [*STAGES, "runner"]:
-        try:
-            engine.images.get(f"mlpipeline-{name}:{tag}")
-        except Exception:
-            return f"image mlpipeline-{name}:{tag} not built; run make build"
-    return None
+    return docker_missing([f"mlpipeline-{name}:{tag}" for name in [*STAGES, "runner"]])
 
 
 @pytest.fixture(scope="module", autouse=True)

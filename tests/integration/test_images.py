@@ -19,6 +19,7 @@ import pytest
 
 from mlpipeline.runtimes.docker import STAGES, image_tag
 from tests.conftest import REPO, uv_path
+from tests.integration.conftest import docker_missing
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("docker")]
 
@@ -52,19 +53,7 @@ def image(name: str) -> str:
 
 
 def _docker_ready() -> str | None:
-    try:
-        import docker
-
-        engine = docker.from_env(timeout=5)
-        engine.ping()
-    except Exception as exc:
-        return f"no Docker engine reachable ({exc.__class__.__name__}); run .ci/provision-docker.sh"
-    for name in GROUPS:
-        try:
-            engine.images.get(image(name))
-        except Exception:
-            return f"image {image(name)} not built; run make build"
-    return None
+    return docker_missing([image(name) for name in GROUPS])
 
 
 @pytest.fixture(scope="module")
