@@ -9,7 +9,8 @@ Inputs are typed from the model's schema: numbers, categories (a value outside t
 model imputes it). A regression model answers ``{"value": ...}`` per row.
 
 Routes: ``POST /predict``, ``GET /health`` (liveness), ``GET /ready`` (a model is loaded), ``GET /model``
-(name, version, run, lineage), ``POST /reload`` (check the champion alias now), OpenAPI docs at ``/docs``.
+(name, version, run, lineage), ``POST /reload`` (check the champion alias now), ``GET /metrics`` (Prometheus:
+requests, errors and latency per route and model version, rows predicted), OpenAPI docs at ``/docs``.
 """
 
 import hmac
@@ -24,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import to_json
 
+from mlpipeline.serving.metrics import CONTENT_TYPE, MetricsMiddleware, ServerMetrics
 from mlpipeline.serving.model import LoadedModel, ModelHolder
 from mlpipeline.settings import EnvSettings, env_settings
 
@@ -191,6 +193,11 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
     )
     protected = [Depends(authorize)]
     unauthorized: dict[int | str, dict[str, Any]] = {401: {"description": "missing or wrong bearer token"}}
+    metrics = ServerMetrics()
+
+    def serving() -> str:
+        model = holder.current
+        return model.version if model is not None else "none"
 
     @app.post(
         "/predict",
@@ -215,7 +222,18 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
         # Serialized straight to bytes by pydantic-core: the answer is built to the documented schema, so
         # validating it again per request would only cost time (schemathesis checks the schema in the tests).
         answer = {"model": model.name, "version": model.version, "predictions": model.predict(rows)}
+        metrics.rows.labels(model.version).inc(len(body.rows))
         return Response(to_json(answer), media_type="application/json")
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        dependencies=protected,
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}, **unauthorized},
+    )
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics: requests (by route, method, status, model version), latency histogram, rows."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/health", response_model=Status)
     def health() -> dict[str, str]:
@@ -255,4 +273,5 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimit, limit=settings.serve_max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, version=serving)  # outermost: it sees every answer
     return app
