@@ -393,6 +393,15 @@ class EnvSettings(BaseSettings):
     serve_max_body_bytes: int = Field(default=1 << 20, ge=1024, validation_alias="MLPIPELINE_SERVE_MAX_BODY_BYTES")
     serve_poll_seconds: float = Field(default=10.0, ge=0.0, validation_alias="MLPIPELINE_SERVE_POLL_SECONDS")
     serve_token: SecretStr | None = Field(default=None, validation_alias="MLPIPELINE_SERVE_TOKEN")
+    # The prediction log (monitoring/predictions.py): a folder of JSON Lines files ("off": no log), the share of
+    # requests kept, the in-memory queue (full: records are dropped and counted), file size and how many files.
+    prediction_log_dir: str = Field(default="logs/predictions", validation_alias="MLPIPELINE_PREDICTION_LOG_DIR")
+    prediction_log_sample: float = Field(
+        default=1.0, ge=0.0, le=1.0, validation_alias="MLPIPELINE_PREDICTION_LOG_SAMPLE"
+    )
+    prediction_log_queue: int = Field(default=100_000, ge=1, validation_alias="MLPIPELINE_PREDICTION_LOG_QUEUE")
+    prediction_log_file_mb: int = Field(default=64, ge=1, validation_alias="MLPIPELINE_PREDICTION_LOG_FILE_MB")
+    prediction_log_keep_files: int = Field(default=16, ge=1, validation_alias="MLPIPELINE_PREDICTION_LOG_KEEP_FILES")
     # Set by DVC and by the docker launcher for the stage they run; not yours to set.
     dvc_root: str | None = None
     dvc_exp_name: str | None = None

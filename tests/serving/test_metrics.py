@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,3 +80,37 @@ def test_each_server_counts_only_its_own_requests(store: Registry) -> None:
     health = (("method", "GET"), ("route", "/health"), ("status", "200"), ("version", "1"))
     assert health in scrape(first)["mlpipeline_requests_total"]
     assert health not in scrape(second).get("mlpipeline_requests_total", {})
+
+
+def test_every_prediction_is_logged_with_its_inputs_version_and_latency(
+    store: Registry, rows: list[dict[str, float]], tmp_cwd: Path
+) -> None:
+    from mlpipeline.monitoring.predictions import read_log
+
+    client = TestClient(create_app(store.holder(), EnvSettings(serve_poll_seconds=0)))
+    json_type = {"content-type": "application/json"}
+    answers = [
+        client.post("/predict", content=json.dumps({"rows": rows[i : i + 3]}), headers=json_type).json()
+        for i in range(0, 30, 3)
+    ]
+    deadline = time.monotonic() + 10
+    written: dict[tuple[tuple[str, str], ...], float] = {}
+    while time.monotonic() < deadline:  # the log is written by its own thread, a moment later
+        written = scrape(client)["mlpipeline_prediction_log_total"]
+        if written[(("outcome", "written"),)] == 30:
+            break
+        time.sleep(0.05)
+    assert written[(("outcome", "written"),)] == 30
+    assert written[(("outcome", "dropped"),)] == 0
+    logged = read_log(tmp_cwd / "logs" / "predictions")
+    assert [r["inputs"] for r in logged] == rows[:30]
+    assert [r["output"] for r in logged] == [p for a in answers for p in a["predictions"]]
+    assert {r["version"] for r in logged} == {"1"}
+    assert all(r["latency_ms"] > 0 for r in logged)
+
+
+def test_the_log_can_be_switched_off(store: Registry, rows: list[dict[str, float]], tmp_cwd: Path) -> None:
+    client = TestClient(create_app(store.holder(), EnvSettings(serve_poll_seconds=0, prediction_log_dir="off")))
+    assert client.post("/predict", json={"rows": rows[:1]}).status_code == 200
+    assert "mlpipeline_prediction_log_total" not in scrape(client)
+    assert not (tmp_cwd / "logs").exists()

@@ -13,9 +13,12 @@ Routes: ``POST /predict``, ``GET /health`` (liveness), ``GET /ready`` (a model i
 requests, errors and latency per route and model version, rows predicted), OpenAPI docs at ``/docs``.
 """
 
+import contextlib
 import hmac
 import logging
 import math
+import time
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -25,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import to_json
 
+from mlpipeline.monitoring.predictions import PredictionLog
 from mlpipeline.serving.metrics import CONTENT_TYPE, MetricsMiddleware, ServerMetrics
 from mlpipeline.serving.model import LoadedModel, ModelHolder
 from mlpipeline.settings import EnvSettings, env_settings
@@ -164,6 +168,19 @@ def _row_fields(model: LoadedModel) -> tuple[dict[str, Any], dict[str, Any]]:
     return fields, example
 
 
+def prediction_log(settings: EnvSettings) -> PredictionLog | None:
+    """The log ``MLPIPELINE_PREDICTION_LOG_*`` configure, or None when it is ``off``."""
+    if settings.prediction_log_dir.strip().lower() in ("", "off", "none", "false", "0"):
+        return None
+    return PredictionLog(
+        Path(settings.prediction_log_dir),
+        sample=settings.prediction_log_sample,
+        queue_size=settings.prediction_log_queue,
+        max_file_bytes=settings.prediction_log_file_mb << 20,
+        keep_files=settings.prediction_log_keep_files,
+    )
+
+
 def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
     """The FastAPI application serving ``holder``'s model; request fields come from its input schema."""
     settings = settings or env_settings()
@@ -186,14 +203,25 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
+    metrics = ServerMetrics()
+    log = prediction_log(settings)
+    if log is not None:
+        metrics.watch_log(log.stats)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        yield
+        if log is not None:  # a clean shutdown writes what is still queued
+            log.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="mlpipeline model server",
         version="1",
         description=f"Predictions of `{first.name}` ({'champion' if holder.follows_alias else 'a pinned version'}).",
     )
     protected = [Depends(authorize)]
     unauthorized: dict[int | str, dict[str, Any]] = {401: {"description": "missing or wrong bearer token"}}
-    metrics = ServerMetrics()
 
     def serving() -> str:
         model = holder.current
@@ -211,6 +239,7 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
     )
     async def predict(body: PredictRequest) -> Response:  # microseconds of work: no thread hop
         """Predict one or many rows; answers with labels, class probabilities and the model version."""
+        start = time.perf_counter()
         model = holder.current  # read once: a concurrent swap cannot mix two versions in one answer
         assert model is not None
         if model.takes_array:  # all numbers: straight into a float array (None -> NaN), no DataFrame
@@ -221,8 +250,11 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
             rows = model.frame([row.__dict__ for row in body.rows])
         # Serialized straight to bytes by pydantic-core: the answer is built to the documented schema, so
         # validating it again per request would only cost time (schemathesis checks the schema in the tests).
-        answer = {"model": model.name, "version": model.version, "predictions": model.predict(rows)}
+        predictions = model.predict(rows)
+        answer = {"model": model.name, "version": model.version, "predictions": predictions}
         metrics.rows.labels(model.version).inc(len(body.rows))
+        if log is not None:  # a queue append: the rows are turned into JSON by the log's own thread
+            log.record(model.name, model.version, (time.perf_counter() - start) * 1000, body.rows, predictions)
         return Response(to_json(answer), media_type="application/json")
 
     @app.get(

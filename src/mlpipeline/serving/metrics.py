@@ -4,7 +4,9 @@
   413 from the body limit), by the model version that was being served when it was answered;
 - ``mlpipeline_request_duration_seconds{route, version}``: latency histogram, from the first byte in to the last
   out, as the server sees it;
-- ``mlpipeline_predicted_rows_total{version}``: rows predicted (a request may carry many).
+- ``mlpipeline_predicted_rows_total{version}``: rows predicted (a request may carry many);
+- ``mlpipeline_prediction_log_total{outcome}``: what became of each offered record: rows ``written`` or
+  ``failed`` (disk), requests ``dropped`` (queue full) or ``sampled_out``.
 
 Routes are the server's own paths; anything else is counted as ``other``, so a scan of random URLs cannot grow
 the number of series. Each server (and each test's app) has its own registry.
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 ROUTES = frozenset({"/predict", "/health", "/ready", "/model", "/reload", "/metrics", "/docs", "/openapi.json"})
@@ -48,9 +51,29 @@ class ServerMetrics:
             "mlpipeline_predicted_rows", "Rows predicted, by model version", ["version"], registry=self.registry
         )
 
+    def watch_log(self, stats: Any) -> None:
+        """Report a prediction log's counts (``monitoring.predictions.LogStats``) at every scrape."""
+        self.registry.register(_LogCollector(stats))
+
     def exposition(self) -> bytes:
         """Everything, in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+class _LogCollector:
+    def __init__(self, stats: Any) -> None:
+        self.stats = stats
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Any:
+        family = CounterMetricFamily(
+            "mlpipeline_prediction_log", "Prediction log records by outcome", labels=["outcome"]
+        )
+        for outcome in ("written", "failed", "dropped", "sampled_out"):
+            family.add_metric([outcome], getattr(self.stats, outcome))
+        yield family
 
 
 class MetricsMiddleware:
