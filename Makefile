@@ -38,7 +38,7 @@ COMPOSE_ENV = PROJECT_DIR="$(CURDIR)" MLPIPELINE_UID="$$(id -u)" MLPIPELINE_GID=
 
 .PHONY: help setup lock setup-env git-sync run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
 	build run-docker run-stage serve serve-docker up down ps logs setup-remote push pull dagshub \
-	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down build-worker sweep worker worker-stop
+	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down build-worker sweep worker worker-stop monitoring-up monitoring-down
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36mmake %-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -264,6 +264,18 @@ airflow-run: ## Trigger the DAG at this commit and wait, printing each task's st
 
 airflow-down: ## Stop Airflow (the team stack keeps running; named volumes keep the data)
 	@$(AIRFLOW_COMPOSE) stop $(AIRFLOW_SERVICES)
+
+MONITORING_COMPOSE = $(COMPOSE_ENV) $(COMPOSE) --profile monitoring
+
+monitoring-up: ## Start Prometheus and Grafana on the model server (make serve-docker first; needs .env)
+	@test -f .env || { echo "error: no .env: cp .env.example .env and set the passwords"; exit 1; }
+	@set -a; . ./.env; set +a; test -n "$${GRAFANA_ADMIN_PASSWORD:-}" || \
+	  { echo "error: set GRAFANA_ADMIN_PASSWORD in .env (see .env.example)"; exit 1; }
+	@$(MONITORING_COMPOSE) up -d prometheus grafana
+	@echo "Prometheus: http://127.0.0.1:$${PROMETHEUS_PORT:-9090}  Grafana: http://127.0.0.1:$${GRAFANA_PORT:-3000} (admin)"
+
+monitoring-down: ## Stop Prometheus and Grafana (named volumes keep their data)
+	@$(MONITORING_COMPOSE) stop prometheus grafana
 
 bench: setup ## Print pipeline timings (benchmarks/pipeline.py)
 	@python benchmarks/pipeline.py
