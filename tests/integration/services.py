@@ -17,6 +17,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +157,35 @@ def tracking_server(database: str, s3: Service) -> Iterator[Service]:
     service.start()
     yield service
     service.stop()
+
+
+def compose_config(tmp_path: Path, *profiles: str, env_file: bool = True) -> dict[str, Any]:
+    """``docker-compose [--profile P] config`` of the repo's compose.yaml in ``tmp_path`` (with .env.example as
+    .env unless ``env_file`` is false), parsed; skips when docker-compose is not installed."""
+    import shutil
+
+    import pytest
+    import yaml
+
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose not installed")
+    from tests.conftest import REPO
+
+    shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
+    if env_file:
+        shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    else:
+        (tmp_path / ".env").unlink(missing_ok=True)
+    flags = [arg for profile in profiles for arg in ("--profile", profile)]
+    done = subprocess.run(
+        [compose, *flags, "config"],
+        cwd=tmp_path,
+        env={**clean_env(), "PROJECT_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config

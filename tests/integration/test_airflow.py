@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import REPO, VENV_BIN, Project, copy_project, project_env
 from tests.integration.conftest import STAGES, ran
-from tests.integration.services import KEY_ID, PG, SECRET, Service, clean_env, free_port, stop_group
+from tests.integration.services import KEY_ID, PG, SECRET, Service, clean_env, compose_config, free_port, stop_group
 from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow")]
@@ -499,18 +499,7 @@ def test_celery_workers_on_separate_clones_share_only_s3_and_mlflow(
 
 
 def test_compose_airflow_profile_definition(tmp_path: Path) -> None:
-    import yaml
-
-    compose = shutil.which("docker-compose")
-    if compose is None:
-        pytest.skip("docker-compose not installed")
-    shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
-    shutil.copy(REPO / ".env.example", tmp_path / ".env")
-    env = {**clean_env(), "PROJECT_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [compose, "--profile", "airflow", "config"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
-    )
-    services = yaml.safe_load(done.stdout)["services"]
+    services = compose_config(tmp_path, "airflow")["services"]
     airflow_services = {"redis", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
     assert airflow_services | {"airflow-worker"} <= set(services)
     for name in airflow_services | {"airflow-worker"}:

@@ -8,15 +8,15 @@ MLPIPELINE_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a fail
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import VENV_BIN, Project, copy_project
 from tests.integration.conftest import STAGES, ran
-from tests.integration.services import KEY_ID, SECRET, Service, clean_env, free_port, s3_client
+from tests.integration.services import KEY_ID, SECRET, Service, clean_env, compose_config, free_port, s3_client
 from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.server, pytest.mark.xdist_group("team-stack")]
@@ -126,24 +126,9 @@ def test_dvc_push_pull_round_trip_and_faults(s3: Service, tmp_path: Path) -> Non
 
 
 def test_compose_stack_definition(tmp_path: Path) -> None:
-    import yaml
-
-    compose = shutil.which("docker-compose")
-    if compose is None:
-        pytest.skip("docker-compose not installed")
     from tests.conftest import REPO
 
-    shutil.copy(REPO / "compose.yaml", tmp_path / "compose.yaml")
-    shutil.copy(REPO / ".env.example", tmp_path / ".env")
-    done = subprocess.run(
-        [compose, "config"],
-        cwd=tmp_path,
-        env={**clean_env(), "PROJECT_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    config = yaml.safe_load(done.stdout)
+    config = compose_config(tmp_path)
     services = config["services"]
     assert {"dvc-runner", "serve", "minio", "minio-init", "postgres", "mlflow"} <= set(services)
     for name, service in services.items():
@@ -159,16 +144,7 @@ def test_compose_stack_definition(tmp_path: Path) -> None:
     assert "/var/run/docker.sock" not in str(services["serve"].get("volumes"))
     assert "change-me" not in (REPO / "compose.yaml").read_text()  # no secret in the tracked file
     # Without any .env, the runner and serving services still work (no team secret is required for them).
-    (tmp_path / ".env").unlink()
-    bare = subprocess.run(
-        [compose, "config", "-q"],
-        cwd=tmp_path,
-        env={**clean_env(), "PROJECT_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert bare.returncode == 0, bare.stderr
+    assert {"dvc-runner", "serve"} <= set(compose_config(tmp_path, env_file=False)["services"])
 
 
 def test_wrong_credentials_name_the_setting_and_never_print_the_secret(tmp_path: Path) -> None:
@@ -262,3 +238,20 @@ def test_no_secret_in_images() -> None:
         layers = str(image.history()) + str(image.attrs.get("Config", {}).get("Env"))
         for marker in ("AWS_SECRET_ACCESS_KEY=", "MLFLOW_TRACKING_PASSWORD=", "DAGSHUB_TOKEN=", SECRET):
             assert marker not in layers, (image.tags, marker)
+
+
+def test_compose_monitoring_profile_definition(tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    services = compose_config(tmp_path, "monitoring")["services"]
+    assert {"prometheus", "grafana", "serve"} <= set(services)
+    for name in ("prometheus", "grafana"):
+        for port in services[name]["ports"]:
+            published = port if isinstance(port, str) else f"{port.get('host_ip')}:{port.get('published')}"
+            assert str(published).startswith("127.0.0.1:"), (name, port)
+    mounts = str(services["prometheus"]["volumes"]) + str(services["grafana"]["volumes"])
+    for config in ("prometheus.yml", "alerts.yml", "grafana/provisioning", "grafana/dashboards"):
+        assert f"monitoring/{config}" in mounts
+    scrape = yaml.safe_load((REPO / "monitoring" / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["static_configs"][0]["targets"] == ["serve:8000"]  # the compose service, on the stack's network
+    assert "change-me" not in (REPO / "compose.yaml").read_text()
