@@ -203,11 +203,13 @@ ui: setup ## Open the MLflow UI on the local store (MLFLOW_TRACKING_URI if set)
 	@echo "MLflow UI on http://127.0.0.1:$(UI_PORT) (Ctrl-C to stop)"
 	@mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(UI_PORT)
 
-lint: setup ## Lint, format check and type check (ruff, mypy)
+lint: setup ## Lint, format check and type check (ruff, mypy); the GitHub workflows (schema, zizmor), offline
 	@ruff check src tests benchmarks airflow
 	@ruff format --check src tests benchmarks airflow
 	@mlpipeline airflow-spec --check
 	@mypy
+	@check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	@zizmor --offline --quiet .github/workflows
 
 format: setup ## Format the code and fix what ruff can
 	@ruff format src tests benchmarks airflow
