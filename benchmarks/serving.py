@@ -183,7 +183,8 @@ def main() -> None:
     finally:
         for proc, *_ in servers.values():
             stop(proc)
-    logged = sum(1 for f in log_dir.glob("predictions-*.jsonl") for _ in f.open("rb"))
+    lines = [line for f in log_dir.glob("predictions-*.jsonl") for line in f.open("rb")]
+    logged = sum(len(json.loads(line)["body"]["rows"]) for line in lines)
     cores, clients = os.cpu_count(), args.clients
     print(f"serving benchmark: {cores} cores, {clients} clients x {args.duration:.0f} s per scenario, loopback")
     print(f"{'server':22s} {'body':9s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")

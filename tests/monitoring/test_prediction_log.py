@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -14,9 +15,11 @@ from mlpipeline.monitoring.predictions import PredictionLog, read_log
 
 
 def offer(log: PredictionLog, requests: int, rows: int = 2, version: str = "1") -> None:
+    """What the server offers: the request's JSON body and its JSON answer, as bytes."""
     for i in range(requests):
-        inputs = [{"x": float(i), "c": "red"} for _ in range(rows)]
-        log.record("m", version, 0.25, inputs, [{"label": "a", "class_id": 0}] * rows)
+        body = json.dumps({"rows": [{"x": float(i), "c": "red"}] * rows}, indent=1).encode()  # line breaks too
+        answer = {"model": "m", "version": version, "predictions": [{"label": "a", "class_id": 0}] * rows}
+        log.record(0.25, body, json.dumps(answer).encode(), rows)
 
 
 def test_every_row_of_every_request_from_many_threads_is_written(tmp_path: Path) -> None:
@@ -38,17 +41,17 @@ def test_every_row_of_every_request_from_many_threads_is_written(tmp_path: Path)
     assert len({row["request"] for row in logged}) == 20_000  # two rows per request share its id
 
 
-def test_rows_given_as_the_requests_own_objects_are_logged_by_their_fields(tmp_path: Path) -> None:
-    class Row:
-        def __init__(self, x: float) -> None:
-            self.x = x
-
+def test_one_line_per_request_whatever_the_body_looks_like(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
-    log.record("m", "2", 1.0, [Row(1.5), Row(2.5)], [{"value": 3.0}, {"value": 4.0}])
+    body = b'{\r\n  "rows": [{"x": 1.5, "note": "a\\nb"},\n {"x": 2.5, "note": null}]\n}'
+    answer = b'{"model":"m","version":"2","predictions":[{"value":3.0},{"value":4.0}]}'
+    log.record(1.0, body, answer, 2)
     log.close()
+    (path,) = tmp_path.glob("predictions-*.jsonl")
+    assert len(path.read_bytes().splitlines()) == 1
     assert [(r["inputs"], r["output"], r["version"]) for r in read_log(tmp_path)] == [
-        ({"x": 1.5}, {"value": 3.0}, "2"),
-        ({"x": 2.5}, {"value": 4.0}, "2"),
+        ({"x": 1.5, "note": "a\nb"}, {"value": 3.0}, "2"),
+        ({"x": 2.5, "note": None}, {"value": 4.0}, "2"),
     ]
 
 
