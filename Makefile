@@ -70,7 +70,7 @@ setup-env: ## Create .env from .env.example (never overwrites an existing .env; 
 
 run: setup ## Run the whole pipeline (dvc repro): params checked first, only what changed reruns
 	@mlpipeline check-params
-	@$(MAKE) --no-print-directory worker
+	$(start_worker)
 	@dvc repro $(ARGS)
 	@mlpipeline promote --after-experiment
 	@echo
@@ -177,21 +177,25 @@ plots: setup ## Render the plots to dvc_plots/index.html (dvc plots show)
 
 exp: setup ## Run an experiment (never moves champion): make exp ARGS="-S train.n_estimators=300"
 	@mlpipeline check-params $(ARGS)
-	@$(MAKE) --no-print-directory worker
+	$(start_worker)
 	@dvc exp run $(ARGS)
 	@dvc exp show --no-pager --md --drop 'Created|State|Executor' 2>/dev/null || dvc exp show --no-pager
 
 sweep: setup ## Queue one experiment per value (SWEEP=110,120,...: train.n_estimators) and run them, JOBS at a time
 	@# A typo in the key fails here, before anything is queued; each experiment's check-params checks its own value.
 	@mlpipeline check-params -S 'train.n_estimators=$(firstword $(subst $(comma), ,$(SWEEP)))' $(ARGS)
-	@$(MAKE) --no-print-directory worker
+	$(start_worker)
 	@dvc exp run --queue -S 'train.n_estimators=$(SWEEP)' $(ARGS)
 	@dvc exp run --run-all -j $(JOBS)
 	@dvc exp show --no-pager --md --drop 'Created|State|Executor' 2>/dev/null || dvc exp show --no-pager
 
-worker: setup ## Start the pre-imported stage worker (make run/exp/sweep do; it exits after WORKER_IDLE idle seconds)
+define start_worker
 	@if [ "$(WORKER)" = 1 ]; then python -P src/mlpipeline/runtimes/zygote.py start --idle $(WORKER_IDLE) \
 	  || echo "warning: the stage worker did not start: stages run as plain processes (slower, same results)"; fi
+endef
+
+worker: setup ## Start the pre-imported stage worker (make run/exp/sweep do; it exits after WORKER_IDLE idle seconds)
+	$(start_worker)
 
 worker-stop: ## Stop the stage worker
 	@python -P src/mlpipeline/runtimes/zygote.py stop
