@@ -110,3 +110,27 @@ def test_experiments_never_move_champion_until_applied_or_promoted(done: Project
     assert "UNREPRODUCIBLE" in dirty.stdout
     assert "src/mlpipeline/core/models.py" in dirty.stdout
     assert "MATCH" not in dirty.stdout.replace("MISMATCH", "")
+
+
+def test_make_sweep_runs_one_queued_experiment_per_value_through_the_worker(done: Project, tmp_path: Path) -> None:
+    project = copy_of(done, tmp_path / "p")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "--allow-empty", "-qm", "baseline")
+    before = versions(project)
+    try:
+        swept = project.make("sweep", "SWEEP=60,70", "JOBS=1", "WORKER=1")
+    finally:
+        project.make("worker-stop", check=False)
+    assert "Experiment" in swept.stdout  # the comparison table
+    shown = json.loads(project.run("dvc", "exp", "show", "--json").stdout)
+    experiments = [e for commit in shown for e in (commit.get("experiments") or [])]
+    swept_values = sorted(
+        run["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]["n_estimators"] for run in experiments
+    )
+    assert swept_values == [60, 70]
+    assert versions(project) == before + 2  # each trained and registered a version
+    assert aliases(project)["champion"] == "1"  # and none became champion
+    assert "zygote: train" in project.path(".mlpipeline/zygote/log").read_text()  # stages ran in the worker
+    bad = project.make("sweep", "SWEEP=-5", check=False)
+    assert bad.returncode != 0
+    assert "train.n_estimators" in bad.stderr + bad.stdout  # refused before anything is queued
