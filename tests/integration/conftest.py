@@ -87,3 +87,15 @@ def docker_missing(images: list[str]) -> str | None:
         except Exception:
             return f"image {name} not built; run make build"
     return None
+
+
+def require_docker(images: list[str]) -> None:
+    """Skip the calling tests when Docker or one of ``images`` is missing; fail instead in CI
+    (MLPIPELINE_REQUIRE_DOCKER=1), where the docker tier must run."""
+    import os
+
+    reason = docker_missing(images)
+    if reason and os.environ.get("MLPIPELINE_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"MLPIPELINE_REQUIRE_DOCKER=1 but {reason}")
+    if reason:
+        pytest.skip(reason)

@@ -18,7 +18,7 @@ import yaml
 
 from mlpipeline.runtimes.docker import STAGES, image_tag
 from tests.conftest import REPO, Project, copy_project
-from tests.integration.conftest import client, docker_missing, ran
+from tests.integration.conftest import client, docker_missing, ran, require_docker
 from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.xdist_group("docker")]
@@ -33,11 +33,8 @@ def _docker_ready() -> str | None:
 
 @pytest.fixture(scope="module", autouse=True)
 def _engine() -> None:
-    reason = _docker_ready()
-    if reason and os.environ.get("MLPIPELINE_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"MLPIPELINE_REQUIRE_DOCKER=1 but {reason}")
-    if reason:
-        pytest.skip(reason)
+    tag = image_tag(REPO)
+    require_docker([f"mlpipeline-{name}:{tag}" for name in [*STAGES, "runner"]])
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ needs neither.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from functools import cache
@@ -19,7 +18,7 @@ import pytest
 
 from mlpipeline.runtimes.docker import STAGES, image_tag
 from tests.conftest import REPO, uv_path
-from tests.integration.conftest import docker_missing
+from tests.integration.conftest import require_docker
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("docker")]
 
@@ -52,17 +51,9 @@ def image(name: str) -> str:
     return f"mlpipeline-{name}:{image_tag(REPO)}"
 
 
-def _docker_ready() -> str | None:
-    return docker_missing([image(name) for name in GROUPS])
-
-
 @pytest.fixture(scope="module")
 def engine() -> Any:
-    reason = _docker_ready()
-    if reason and os.environ.get("MLPIPELINE_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"MLPIPELINE_REQUIRE_DOCKER=1 but {reason}")
-    if reason:
-        pytest.skip(reason)
+    require_docker([image(name) for name in GROUPS])
     import docker
 
     return docker.from_env(timeout=60)
