@@ -402,6 +402,9 @@ class EnvSettings(BaseSettings):
     prediction_log_queue: int = Field(default=100_000, ge=1, validation_alias="MLPIPELINE_PREDICTION_LOG_QUEUE")
     prediction_log_file_mb: int = Field(default=64, ge=1, validation_alias="MLPIPELINE_PREDICTION_LOG_FILE_MB")
     prediction_log_keep_files: int = Field(default=16, ge=1, validation_alias="MLPIPELINE_PREDICTION_LOG_KEEP_FILES")
+    # The team stack: PostgreSQL instead of files (postgresql://user:password@host:port/db), rows kept this many days.
+    prediction_log_url: SecretStr | None = Field(default=None, validation_alias="MLPIPELINE_PREDICTION_LOG_URL")
+    prediction_log_keep_days: int = Field(default=30, ge=1, validation_alias="MLPIPELINE_PREDICTION_LOG_KEEP_DAYS")
     # Set by DVC and by the docker launcher for the stage they run; not yours to set.
     dvc_root: str | None = None
     dvc_exp_name: str | None = None

@@ -14,6 +14,8 @@ before it is logged), so the writer serializes nothing: it shares the interprete
 work must stay small. :func:`read_log` gives one record per row.
 
 Files roll over at ``max_file_bytes``; only the newest ``keep_files`` are kept, so the log's size is bounded.
+With ``database_url`` (the team stack's PostgreSQL) the same records go to the table ``mlpipeline_predictions``
+instead (body and answer as ``jsonb``), created on first use; rows older than ``keep_days`` are deleted.
 ``sample`` (0 to 1) keeps that share of requests. A failing disk never reaches a request: the writer counts the
 lost records and warns once. The counts (written, dropped, sampled out, failed) are in the server's /metrics.
 """
@@ -69,6 +71,8 @@ class PredictionLog:
         keep_files: int = 16,
         flush_seconds: float = 0.05,
         rng: random.Random | None = None,
+        database_url: str | None = None,
+        keep_days: int = 30,
     ) -> None:
         self.directory, self.sample = directory, sample
         self.max_file_bytes, self.keep_files, self.flush_seconds = max_file_bytes, keep_files, flush_seconds
@@ -77,6 +81,9 @@ class PredictionLog:
         self._rng = rng or random.Random()
         self._numbers = itertools.count(1)  # next() on it is atomic: safe from any thread
         self._file: Any = None
+        self._database_url, self.keep_days = database_url, keep_days
+        self._connection: Any = None
+        self._pruned = 0.0
         self._warned = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -122,6 +129,9 @@ class PredictionLog:
         return batch
 
     def _write(self, records: list[Any], pid: int) -> None:
+        if self._database_url:
+            self._insert(records, pid)
+            return
         parts = []
         rows_total = 0
         for stamp, number, latency, body, response, rows in records:
@@ -138,12 +148,43 @@ class PredictionLog:
             handle.write(data)
             handle.flush()
         except OSError as exc:
-            self.stats.add(failed=rows_total)
             self._file = None
-            if not self._warned:
-                self._warned = True
-                logger.warning("prediction log: cannot write to %s (%s); predictions are served, not logged",
-                               self.directory, exc)  # fmt: skip
+            self._lost(rows_total, str(self.directory), str(exc))
+            return
+        self.stats.add(written=rows_total)
+
+    def _lost(self, rows: int, where: str, why: str) -> None:
+        self.stats.add(failed=rows)
+        if not self._warned:
+            self._warned = True
+            logger.warning("prediction log: cannot write to %s (%s); predictions are served, not logged", where, why)
+
+    def _insert(self, records: list[Any], pid: int) -> None:
+        """The records into PostgreSQL, one transaction a batch; a failure costs this batch, and the next one
+        connects again."""
+        import psycopg2
+        from psycopg2.extras import execute_values
+
+        values = [
+            (datetime.fromtimestamp(stamp, UTC), f"{pid}-{number}", latency, body.decode(), response.decode())
+            for stamp, number, latency, body, response, _ in records
+        ]
+        rows_total = sum(record[5] for record in records)
+        try:
+            if self._connection is None:
+                self._connection = psycopg2.connect(self._database_url, connect_timeout=5)
+                with self._connection, self._connection.cursor() as cursor:
+                    cursor.execute(TABLE)
+            with self._connection, self._connection.cursor() as cursor:
+                execute_values(cursor, INSERT, values, template="(%s, %s, %s, %s::jsonb, %s::jsonb)", page_size=500)
+                if time.monotonic() - self._pruned > PRUNE_SECONDS:
+                    cursor.execute(PRUNE, (self.keep_days,))
+                    self._pruned = time.monotonic()
+        except psycopg2.Error as exc:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+            self._lost(rows_total, "PostgreSQL (MLPIPELINE_PREDICTION_LOG_URL)", str(exc).strip().splitlines()[0])
             return
         self.stats.add(written=rows_total)
 
@@ -161,6 +202,36 @@ class PredictionLog:
         return self._file
 
 
+TABLE = """CREATE TABLE IF NOT EXISTS mlpipeline_predictions (
+    id bigserial PRIMARY KEY, time timestamptz NOT NULL, request text NOT NULL, latency_ms real NOT NULL,
+    body jsonb NOT NULL, response jsonb NOT NULL);
+CREATE INDEX IF NOT EXISTS mlpipeline_predictions_time ON mlpipeline_predictions (time)"""
+INSERT = "INSERT INTO mlpipeline_predictions (time, request, latency_ms, body, response) VALUES %s"
+PRUNE = "DELETE FROM mlpipeline_predictions WHERE time < now() - make_interval(days => %s)"
+PRUNE_SECONDS = 60.0
+
+
+def _rows_of(head: dict[str, Any], body: dict[str, Any], answer: dict[str, Any]) -> list[dict[str, Any]]:
+    head = {**head, "model": answer["model"], "version": answer["version"]}
+    pairs = zip(body["rows"], answer["predictions"], strict=True)
+    return [{**head, "inputs": i, "output": o} for i, o in pairs]
+
+
+def read_table(database_url: str) -> list[dict[str, Any]]:
+    """Every logged row in PostgreSQL, oldest first, as :func:`read_log` gives them."""
+    import psycopg2
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT time, request, latency_ms, body, response FROM mlpipeline_predictions ORDER BY id")
+        fetched = cursor.fetchall()
+    connection.close()
+    rows: list[dict[str, Any]] = []
+    for when, request, latency, body, answer in fetched:
+        head = {"time": when.isoformat(), "request": request, "latency_ms": latency}
+        rows.extend(_rows_of(head, body, answer))
+    return rows
+
+
 def read_log(directory: Path) -> list[dict[str, Any]]:
     """Every logged row, oldest file first, as ``{time, request, model, version, latency_ms, inputs, output}``."""
     rows: list[dict[str, Any]] = []
@@ -169,9 +240,6 @@ def read_log(directory: Path) -> list[dict[str, Any]]:
             for line in handle:
                 if line.strip():
                     logged = json.loads(line)
-                    answer = logged["response"]
                     head = {key: logged[key] for key in ("time", "request", "latency_ms")}
-                    head.update(model=answer["model"], version=answer["version"])
-                    pairs = zip(logged["body"]["rows"], answer["predictions"], strict=True)
-                    rows.extend({**head, "inputs": i, "output": o} for i, o in pairs)
+                    rows.extend(_rows_of(head, logged["body"], logged["response"]))
     return rows

@@ -178,6 +178,8 @@ def prediction_log(settings: EnvSettings) -> PredictionLog | None:
         queue_size=settings.prediction_log_queue,
         max_file_bytes=settings.prediction_log_file_mb << 20,
         keep_files=settings.prediction_log_keep_files,
+        database_url=settings.prediction_log_url.get_secret_value() if settings.prediction_log_url else None,
+        keep_days=settings.prediction_log_keep_days,
     )
 
 
