@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -102,3 +102,14 @@ class Project:
 def project(tmp_path: Path) -> Iterator[Project]:
     """A fresh copy of the repo (nothing run yet)."""
     return Project(copy_project(tmp_path / "project"))
+
+
+def in_threads(count: int, target: Callable[..., object], *args: object) -> None:
+    """Run ``target(*args)`` in ``count`` threads at once and wait for all of them."""
+    import threading
+
+    threads = [threading.Thread(target=target, args=args) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

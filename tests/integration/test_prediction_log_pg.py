@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 
 import pytest
 
 from mlpipeline.monitoring.predictions import PredictionLog, read_table
 from mlpipeline.settings import EnvSettings
+from tests.conftest import in_threads
 
 pytestmark = [pytest.mark.integration, pytest.mark.server, pytest.mark.xdist_group("server")]
 
@@ -25,11 +25,7 @@ def offer(log: PredictionLog, requests: int, version: str = "1") -> None:
 def test_every_row_reaches_postgresql_from_many_threads(database: str) -> None:
     url = f"postgresql://postgres@127.0.0.1:5432/{database}"
     log = PredictionLog(Path("unused"), database_url=url)
-    threads = [threading.Thread(target=offer, args=(log, 2_000)) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(3, offer, log, 2_000)
     log.close()
     assert (log.stats.written, log.stats.failed, log.stats.dropped) == (12_000, 0, 0)
     rows = read_table(url)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlpipeline.monitoring.predictions import PredictionLog, read_log
+from tests.conftest import in_threads
 
 
 def offer(log: PredictionLog, requests: int, rows: int = 2, version: str = "1") -> None:
@@ -24,11 +25,7 @@ def offer(log: PredictionLog, requests: int, rows: int = 2, version: str = "1") 
 
 def test_every_row_of_every_request_from_many_threads_is_written(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path / "log")
-    threads = [threading.Thread(target=offer, args=(log, 5_000)) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(4, offer, log, 5_000)
     log.close()
     logged = read_log(tmp_path / "log")
     assert len(logged) == 4 * 5_000 * 2

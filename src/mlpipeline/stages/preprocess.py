@@ -52,8 +52,11 @@ def run(params: PreprocessParams, paths: Paths) -> PreprocessResult:
     raw = scan_raw(paths.raw)
     stratify = schema.task == "classification"
     # Only the class codes are held (8 bytes a row), parsed as they stream in; the rows stay in the file.
-    code = pl.col(RAW_TARGET).str.strip_chars().cast(pl.Float64).cast(pl.Int64)
-    labels = raw.select(code).collect(engine="streaming").to_series().to_numpy() if stratify else None
+    labels = (
+        raw.select(number(RAW_TARGET, pl.Int64)).collect(engine="streaming").to_series().to_numpy()
+        if stratify
+        else None
+    )
     total = len(labels) if labels is not None else int(raw.select(pl.len()).collect(engine="streaming").item())
     try:
         test_rows = holdout_rows(total, params.test_size, params.seed, labels)
@@ -99,20 +102,22 @@ def sample_rows(total: int, test_rows: np.ndarray, labels: np.ndarray | None, pa
 
 
 def rows_in(numbers: Any) -> pl.Expr:
-    """Whether a row's number (the ROW column) is one of ``numbers`` (ascending)."""
-    return pl.col(ROW).is_in(pl.Series(numbers, dtype=pl.UInt32 if len(numbers) < 1 << 32 else pl.UInt64).implode())
+    """Whether a row's number (the ROW column, polars' UInt32 row index) is one of ``numbers``."""
+    return pl.col(ROW).is_in(pl.Series(numbers, dtype=pl.UInt32).implode())
+
+
+def number(name: str, dtype: Any = pl.Float64) -> pl.Expr:
+    """A raw text column parsed as numbers (validate accepted them, spaces around included)."""
+    return pl.col(name).str.strip_chars().cast(pl.Float64).cast(dtype)
 
 
 def typed_columns(schema: Schema, columns: list[str]) -> list[pl.Expr]:
     """The raw text columns, in their order, as the model reads them: numbers as floats, the target as class
     codes (integers) or values (floats), anything else (categories, class names) as text. Validate accepted
     numbers with spaces around them: those go."""
-    numeric = {*schema.numeric, RAW_TARGET}
     target = pl.Int64 if schema.task == "classification" else pl.Float64
     return [
-        pl.col(name).str.strip_chars().cast(pl.Float64).cast(target if name == RAW_TARGET else pl.Float64)
-        if name in numeric
-        else pl.col(name)
+        number(name, target) if name == RAW_TARGET else number(name) if name in schema.numeric else pl.col(name)
         for name in columns
     ]
 
