@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpipeline.monitoring.predictions import PredictionLog, read_log
+from mlpipeline.errors import ServiceUnavailableError
+from mlpipeline.monitoring.predictions import FeedbackStore, PredictionLog, read_feedback, read_log
 from tests.conftest import in_threads
 
 
@@ -31,7 +32,8 @@ def test_every_row_of_every_request_from_many_threads_is_written(tmp_path: Path)
     assert len(logged) == 4 * 5_000 * 2
     assert (log.stats.written, log.stats.dropped, log.stats.failed) == (40_000, 0, 0)
     first = logged[0]
-    assert set(first) == {"time", "request", "model", "version", "latency_ms", "inputs", "output"}
+    assert set(first) == {"time", "request", "role", "model", "version", "latency_ms", "row", "inputs", "output"}
+    assert (first["role"], first["row"], logged[1]["row"]) == ("champion", 0, 1)
     assert first["inputs"] == {"x": 0.0, "c": "red"}
     assert first["output"] == {"label": "a", "class_id": 0}
     assert first["time"].endswith("Z")
@@ -97,3 +99,40 @@ def test_an_unwritable_folder_costs_the_log_not_the_requests(tmp_path: Path, cap
     assert log.stats.failed == 200
     assert log.stats.written == 0
     assert caplog.text.count("prediction log: cannot write") == 1
+
+
+def test_the_request_id_and_role_given_are_logged(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    answer = b'{"model":"m","version":"2","request_id":"ab12-7","predictions":[{"value":3.0}]}'
+    log.record(0.5, b'{"rows":[{"x":1.0}]}', answer, 1, "ab12-7", "challenger")
+    log.record(0.7, b'{"rows":[{"x":1.0}]}', answer.replace(b'"2"', b'"3"'), 1, "ab12-7", "shadow")
+    log.close()
+    assert [(r["request"], r["role"], r["version"]) for r in read_log(tmp_path)] == [
+        ("ab12-7", "challenger", "2"),
+        ("ab12-7", "shadow", "3"),
+    ]
+
+
+def test_lines_from_before_roles_read_as_the_champions(tmp_path: Path) -> None:
+    line = {"time": "t", "request": "1-1", "latency_ms": 0.1, "body": {"rows": [{"x": 1}]}}
+    line["response"] = {"model": "m", "version": "1", "predictions": [{"value": 2.0}]}
+    (tmp_path / "predictions-old.jsonl").write_text(json.dumps(line) + "\n")
+    assert read_log(tmp_path)[0]["role"] == "champion"
+
+
+def test_feedback_is_appended_durably_and_read_back(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path)
+    store.write([{"request": "a-1", "row": 0, "label": "setosa"}])
+    FeedbackStore(tmp_path).write([{"request": "a-2", "row": 3, "value": 1.5}])  # a restarted server: a new file
+    assert [(f["request"], f["row"], f.get("label"), f.get("value")) for f in read_feedback(tmp_path)] == [
+        ("a-1", 0, "setosa", None),
+        ("a-2", 3, None, 1.5),
+    ]
+    assert read_log(tmp_path) == []  # feedback files are not prediction files
+
+
+def test_feedback_that_cannot_be_stored_is_an_error_naming_where(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the log folder should be")
+    with pytest.raises(ServiceUnavailableError, match=r"cannot store feedback in .*not-a-folder"):
+        FeedbackStore(blocked / "log").write([{"request": "a-1", "row": 0, "label": "x"}])

@@ -5,9 +5,13 @@ A request only appends one record to a bounded in-memory queue (``put_nowait``: 
 when the queue is full the record is dropped and counted). One writer thread wakes a few times a second and
 appends JSON Lines, one line per request, to ``<dir>/predictions-<UTC start>-<pid>.jsonl``::
 
-    {"time": "2026-12-01T17:50:00.123456Z", "request": "4711-12", "latency_ms": 0.31,
+    {"time": "2026-12-01T17:50:00.123456Z", "request": "9f3ac2e1-12", "role": "champion", "latency_ms": 0.31,
      "body": {"rows": [{"sepal_length_cm": 5.1, ...}]},
-     "response": {"model": "iris-classifier", "version": "3", "predictions": [{"label": "setosa", ...}]}}
+     "response": {"model": "iris-classifier", "version": "3", "request_id": "9f3ac2e1-12", "predictions": [...]}}
+
+``request`` is the id the server gave the answer (``X-Request-Id``); ``role`` says who produced it: the
+``champion`` or, in an A/B test, the ``challenger`` (both answered the client), or ``shadow`` (the challenger
+scored the same request off the request path; its line carries the challenger's answer, never sent).
 
 The request's body and the server's answer are logged as the JSON bytes they already are (the body was validated
 before it is logged), so the writer serializes nothing: it shares the interpreter lock with the server, and its
@@ -18,6 +22,10 @@ With ``database_url`` (the team stack's PostgreSQL) the same records go to the t
 instead (body and answer as ``jsonb``), created on first use; rows older than ``keep_days`` are deleted.
 ``sample`` (0 to 1) keeps that share of requests. A failing disk never reaches a request: the writer counts the
 lost records and warns once. The counts (written, dropped, sampled out, failed) are in the server's /metrics.
+
+Labels that arrive later (``POST /feedback``) are kept beside the log by :class:`FeedbackStore`:
+``<dir>/feedback-<UTC start>-<pid>.jsonl`` or the table ``mlpipeline_feedback``; :func:`read_feedback` and
+:func:`read_feedback_table` read them back.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from mlpipeline.errors import ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +99,21 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def record(self, latency_ms: float, body: bytes, response: bytes, rows: int) -> None:
-        """Offer one request (its JSON body, the JSON answer, its row count) to the log; costs microseconds,
-        never blocks, never raises."""
+    def record(
+        self, latency_ms: float, body: bytes, response: bytes, rows: int, request_id: str = "", role: str = "champion"
+    ) -> None:
+        """Offer one request (its JSON body, the JSON answer, its row count, the id it was answered with and the
+        role of the version that answered) to the log; costs microseconds, never blocks, never raises.
+
+        ``role`` is written into the line as it is: it must be a plain word (champion, challenger, shadow).
+        """
         if self.sample < 1.0 and self._rng.random() >= self.sample:
             self.stats.add(sampled_out=1)
             return
         try:
-            self._queue.put_nowait((time.time(), next(self._numbers), latency_ms, body, response, rows))
+            self._queue.put_nowait(
+                (time.time(), next(self._numbers), latency_ms, body, response, rows, request_id, role)
+            )
         except queue.Full:
             self.stats.add(dropped=1)
 
@@ -134,9 +151,10 @@ class PredictionLog:
             return
         parts = []
         rows_total = 0
-        for stamp, number, latency, body, response, rows in records:
+        for stamp, number, latency, body, response, rows, request_id, role in records:
             when = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            head = f'{{"time":"{when}","request":"{pid}-{number}","latency_ms":{latency:.3f},"body":'
+            request = request_id or f"{pid}-{number}"
+            head = f'{{"time":"{when}","request":"{request}","role":"{role}","latency_ms":{latency:.3f},"body":'
             # JSON may hold line breaks only as whitespace between tokens: one request stays one line.
             parts += [head.encode(), body.replace(b"\n", b" ").replace(b"\r", b" "), b',"response":', response, b"}\n"]
             rows_total += rows
@@ -166,8 +184,15 @@ class PredictionLog:
         from psycopg2.extras import execute_values
 
         values = [
-            (datetime.fromtimestamp(stamp, UTC), f"{pid}-{number}", latency, body.decode(), response.decode())
-            for stamp, number, latency, body, response, _ in records
+            (
+                datetime.fromtimestamp(stamp, UTC),
+                request_id or f"{pid}-{number}",
+                role,
+                latency,
+                body.decode(),
+                response.decode(),
+            )
+            for stamp, number, latency, body, response, _, request_id, role in records
         ]
         rows_total = sum(record[5] for record in records)
         try:
@@ -176,7 +201,7 @@ class PredictionLog:
                 with self._connection, self._connection.cursor() as cursor:
                     cursor.execute(TABLE)
             with self._connection, self._connection.cursor() as cursor:
-                execute_values(cursor, INSERT, values, template="(%s, %s, %s, %s::jsonb, %s::jsonb)", page_size=500)
+                execute_values(cursor, INSERT, values, template="(%s, %s, %s, %s, %s::jsonb, %s::jsonb)", page_size=500)
                 if time.monotonic() - self._pruned > PRUNE_SECONDS:
                     cursor.execute(PRUNE, (self.keep_days,))
                     self._pruned = time.monotonic()
@@ -202,19 +227,21 @@ class PredictionLog:
         return self._file
 
 
+# A table made before roles were logged gains the column (its rows were all the champion's).
 TABLE = """CREATE TABLE IF NOT EXISTS mlpipeline_predictions (
     id bigserial PRIMARY KEY, time timestamptz NOT NULL, request text NOT NULL, latency_ms real NOT NULL,
     body jsonb NOT NULL, response jsonb NOT NULL);
+ALTER TABLE mlpipeline_predictions ADD COLUMN IF NOT EXISTS role text NOT NULL DEFAULT 'champion';
 CREATE INDEX IF NOT EXISTS mlpipeline_predictions_time ON mlpipeline_predictions (time)"""
-INSERT = "INSERT INTO mlpipeline_predictions (time, request, latency_ms, body, response) VALUES %s"
+INSERT = "INSERT INTO mlpipeline_predictions (time, request, role, latency_ms, body, response) VALUES %s"
 PRUNE = "DELETE FROM mlpipeline_predictions WHERE time < now() - make_interval(days => %s)"
 PRUNE_SECONDS = 60.0
 
 
 def _rows_of(head: dict[str, Any], body: dict[str, Any], answer: dict[str, Any]) -> list[dict[str, Any]]:
     head = {**head, "model": answer["model"], "version": answer["version"]}
-    pairs = zip(body["rows"], answer["predictions"], strict=True)
-    return [{**head, "inputs": i, "output": o} for i, o in pairs]
+    pairs = enumerate(zip(body["rows"], answer["predictions"], strict=True))
+    return [{**head, "row": n, "inputs": i, "output": o} for n, (i, o) in pairs]
 
 
 def read_table(database_url: str) -> list[dict[str, Any]]:
@@ -222,18 +249,20 @@ def read_table(database_url: str) -> list[dict[str, Any]]:
     import psycopg2
 
     with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT time, request, latency_ms, body, response FROM mlpipeline_predictions ORDER BY id")
+        cursor.execute(TABLE)  # a table from before roles were logged is read as the champion's
+        cursor.execute("SELECT time, request, role, latency_ms, body, response FROM mlpipeline_predictions ORDER BY id")
         fetched = cursor.fetchall()
     connection.close()
     rows: list[dict[str, Any]] = []
-    for when, request, latency, body, answer in fetched:
-        head = {"time": when.isoformat(), "request": request, "latency_ms": latency}
+    for when, request, role, latency, body, answer in fetched:
+        head = {"time": when.isoformat(), "request": request, "role": role, "latency_ms": latency}
         rows.extend(_rows_of(head, body, answer))
     return rows
 
 
 def read_log(directory: Path) -> list[dict[str, Any]]:
-    """Every logged row, oldest file first, as ``{time, request, model, version, latency_ms, inputs, output}``."""
+    """Every logged row, oldest file first, as ``{time, request, role, model, version, latency_ms, row, inputs,
+    output}`` (``row``: its place in the request's batch; lines written before roles were logged: champion)."""
     rows: list[dict[str, Any]] = []
     for path in sorted(directory.glob(f"{PREFIX}*.jsonl")):
         with path.open(encoding="utf-8") as handle:
@@ -241,5 +270,99 @@ def read_log(directory: Path) -> list[dict[str, Any]]:
                 if line.strip():
                     logged = json.loads(line)
                     head = {key: logged[key] for key in ("time", "request", "latency_ms")}
+                    head["role"] = logged.get("role", "champion")
                     rows.extend(_rows_of(head, logged["body"], logged["response"]))
     return rows
+
+
+FEEDBACK_PREFIX = "feedback-"
+FEEDBACK_TABLE = """CREATE TABLE IF NOT EXISTS mlpipeline_feedback (
+    id bigserial PRIMARY KEY, time timestamptz NOT NULL, request text NOT NULL, row integer NOT NULL,
+    label text, value double precision);
+CREATE INDEX IF NOT EXISTS mlpipeline_feedback_request ON mlpipeline_feedback (request)"""
+
+
+class FeedbackStore:
+    """Labels (or a regression's true values) for served rows, stored beside the prediction log.
+
+    Feedback is rare and precious, so unlike predictions it is written at once, on the caller's thread, and a
+    failure is raised to it (the client is told nothing was stored and can send again): a file in ``directory``
+    flushed to disk (``fsync``) before :meth:`write` returns, or one transaction in PostgreSQL.
+    """
+
+    def __init__(self, directory: Path, database_url: str | None = None) -> None:
+        self.directory, self._database_url = directory, database_url
+        self._lock = threading.Lock()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        self._path = directory / f"{FEEDBACK_PREFIX}{stamp}-{os.getpid()}.jsonl"
+
+    @property
+    def where(self) -> str:
+        return "PostgreSQL (table mlpipeline_feedback)" if self._database_url else str(self._path)
+
+    def write(self, items: list[dict[str, Any]]) -> None:
+        """Store ``{"request", "row", "label" | "value"}`` items durably, all or none.
+
+        Raises:
+            ServiceUnavailableError: the folder or the database cannot take them (the reason, never the URL).
+        """
+        now = datetime.now(UTC)
+        try:
+            if self._database_url:
+                self._insert(items, now)
+            else:
+                self._append(items, now)
+        except Exception as exc:  # OSError or psycopg2.Error (not imported unless PostgreSQL is used)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ServiceUnavailableError(f"cannot store feedback in {self.where}: {reason}") from exc
+
+    def _append(self, items: list[dict[str, Any]], now: datetime) -> None:
+        when = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        data = "".join(json.dumps({"time": when, **item}) + "\n" for item in items).encode()
+        with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with self._path.open("ab") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def _insert(self, items: list[dict[str, Any]], now: datetime) -> None:
+        import psycopg2
+        from psycopg2.extras import execute_values
+
+        values = [(now, item["request"], item["row"], item.get("label"), item.get("value")) for item in items]
+        connection = psycopg2.connect(self._database_url, connect_timeout=5)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(FEEDBACK_TABLE)
+                execute_values(
+                    cursor, "INSERT INTO mlpipeline_feedback (time, request, row, label, value) VALUES %s", values
+                )
+        finally:
+            connection.close()
+
+
+def read_feedback(directory: Path) -> list[dict[str, Any]]:
+    """Every stored feedback item, oldest file first, as ``{time, request, row, label | value}``."""
+    items: list[dict[str, Any]] = []
+    for path in sorted(directory.glob(f"{FEEDBACK_PREFIX}*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            items.extend(json.loads(line) for line in handle if line.strip())
+    return items
+
+
+def read_feedback_table(database_url: str) -> list[dict[str, Any]]:
+    """Every feedback item in PostgreSQL, oldest first, as :func:`read_feedback` gives them."""
+    import psycopg2
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(FEEDBACK_TABLE)
+        cursor.execute("SELECT time, request, row, label, value FROM mlpipeline_feedback ORDER BY id")
+        fetched = cursor.fetchall()
+    connection.close()
+    items: list[dict[str, Any]] = []
+    for when, request, row, label, value in fetched:
+        item: dict[str, Any] = {"time": when.isoformat(), "request": request, "row": row}
+        item.update({"label": label} if label is not None else {"value": value})
+        items.append(item)
+    return items
