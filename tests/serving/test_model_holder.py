@@ -89,3 +89,41 @@ def test_pinned_version_never_moves_and_no_champion_is_a_clear_error() -> None:
     assert pinned.watch(0.1) is None
     with pytest.raises(MlpipelineError, match="no 'champion' yet"):
         ModelHolder(fake, lambda: None, None)
+
+
+def test_a_challenger_holder_is_empty_without_its_alias_and_follows_it() -> None:
+    alias: dict[str, str | None] = {"v": None}
+    shape = fake("1").request_shape()
+    challenger = ModelHolder(fake, lambda: alias["v"], None, alias="challenger", required=False, shape=shape)
+    assert challenger.current is None  # nothing loaded before the first refresh
+    assert challenger.refresh() is False
+    assert challenger.last_error == "no 'challenger' alias in the registry: champion only"
+    alias["v"] = "2"
+    assert challenger.refresh() is True
+    assert challenger.current is not None
+    assert challenger.current.version == "2"
+    assert challenger.last_error is None
+    alias["v"] = None  # the experiment is over: champion only again
+    assert challenger.refresh() is True
+    assert challenger.current is None
+
+
+def test_a_challenger_with_other_inputs_is_refused_once_and_not_served() -> None:
+    alias = {"v": "2"}
+    loads: list[str] = []
+
+    def load(version: str) -> LoadedModel:
+        loads.append(version)
+        return fake(version, ("a", "b") if version == "2" else ("a", "c"))
+
+    shape = fake("1").request_shape()
+    challenger = ModelHolder(load, lambda: alias["v"], None, alias="challenger", required=False, shape=shape)
+    assert challenger.refresh() is True
+    alias["v"] = "3"
+    assert challenger.refresh() is True  # v2 stepped down: v3 cannot take the API's inputs
+    assert challenger.current is None
+    assert "v3 expects inputs" in (challenger.last_error or "")
+    assert "a challenger must take the champion's inputs" in (challenger.last_error or "")
+    assert challenger.refresh() is False
+    assert loads == ["2", "3"]  # the refused version is not downloaded again at every poll
+    assert "v3 expects inputs" in (challenger.last_error or "")

@@ -111,22 +111,46 @@ def registry_loader(name: str) -> Loader:
 
 
 class ModelHolder:
-    """Holds the served model; follows an alias (polling or on demand) when not pinned to a version."""
+    """Holds the served model; follows an alias (polling or on demand) when not pinned to a version.
 
-    def __init__(self, load: Loader, resolve_alias: Callable[[], str | None] | None, initial: str | None) -> None:
-        self._load = load
+    The champion's holder is ``required``: it loads at once and never gives its model up. A challenger's holder
+    (``required=False``) starts empty, loads on its first :meth:`refresh`, and is empty (champion only) while its
+    alias is missing or points at a version that cannot be served. Every version must take the inputs ``shape``
+    describes (the API's request model is built once, from the first champion), else it is refused.
+    """
+
+    def __init__(
+        self,
+        load: Loader,
+        resolve_alias: Callable[[], str | None] | None,
+        initial: str | None,
+        *,
+        alias: str = "champion",
+        required: bool = True,
+        shape: dict[str, Any] | None = None,
+    ) -> None:
+        self.load = load
+        self.alias = alias
+        self.required = required
         self._resolve = resolve_alias
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._refused: str | None = None
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         self.last_check: float | None = None
+        if not required:
+            if shape is None:
+                raise ValueError("an optional holder needs the request shape its versions must match")
+            self.shape = shape
+            return
         version = initial or (resolve_alias() if resolve_alias else None)
         if version is None:
             raise MlpipelineError(
-                "no model to serve: the registry has no 'champion' yet. Run the pipeline (`make run`) or pass --version"
+                f"no model to serve: the registry has no '{alias}' yet. Run the pipeline (`make run`) or pass --version"
             )
         self.current = load(version)
+        self.shape = shape or self.current.request_shape()
 
     @property
     def follows_alias(self) -> bool:
@@ -134,7 +158,7 @@ class ModelHolder:
 
     def refresh(self) -> bool:
         """Check the alias now; swap in its version if it moved. Returns True when the served model changed."""
-        if self._resolve is None or self.current is None:
+        if self._resolve is None or (self.required and self.current is None):
             return False
         with self._lock:
             self.last_check = time.time()
@@ -142,35 +166,64 @@ class ModelHolder:
                 target = self._resolve()
             except Exception as exc:  # a registry hiccup must not take the server down
                 self.last_error = f"cannot read the alias: {exc}"
-                logger.warning("alias check failed, still serving v%s: %s", self.current.version, exc)
+                logger.warning("%s alias check failed: %s", self.alias, exc)
                 return False
-            if target is None or target == self.current.version:
+            if target is None:
+                return self._alias_missing()
+            if self.current is not None and target == self.current.version:
+                return False
+            if target == self._refused:  # its inputs will not change: do not download it again every poll
                 return False
             try:
-                candidate = self._load(target)
-                if candidate.request_shape() != self.current.request_shape():
-                    raise MlpipelineError(
-                        f"v{target} expects inputs {candidate.request_shape()}, the API serves "
-                        f"{self.current.request_shape()}: restart the server to serve it"
-                    )
+                candidate = self._load_matching(target)
             except Exception as exc:  # keep serving the old model whatever went wrong with the new one
-                self.last_error = f"v{target} could not be loaded: {exc}"
-                logger.error("still serving v%s: %s", self.current.version, self.last_error)
-                return False
-            previous, self.current, self.last_error = self.current.version, candidate, None
-            logger.info("now serving %s v%s (was v%s)", candidate.name, candidate.version, previous)
+                return self._refuse(target, exc)
+            previous = self.current.version if self.current is not None else None
+            self.current, self.last_error, self._refused = candidate, None, None
+            logger.info("%s: now %s v%s (was %s)", self.alias, candidate.name, candidate.version, previous)
             return True
 
-    def watch(self, every_seconds: float) -> threading.Thread | None:
-        """Poll the alias in a daemon thread (no thread when pinned or polling is off)."""
+    def _load_matching(self, target: str) -> LoadedModel:
+        candidate = self.load(target)
+        if candidate.request_shape() != self.shape:
+            self._refused = target
+            what = "restart the server to serve it" if self.required else "a challenger must take the champion's inputs"
+            raise MlpipelineError(
+                f"v{target} expects inputs {candidate.request_shape()}, the API serves {self.shape}: {what}"
+            )
+        return candidate
+
+    def _alias_missing(self) -> bool:
+        """No alias: the champion keeps what it serves; a challenger steps down (champion only)."""
+        if self.required:
+            return False
+        self.last_error = f"no '{self.alias}' alias in the registry: champion only"
+        if self.current is None:
+            return False
+        logger.info("%s alias removed: v%s no longer served", self.alias, self.current.version)
+        self.current = None
+        return True
+
+    def _refuse(self, target: str, exc: Exception) -> bool:
+        self.last_error = f"v{target} could not be loaded: {exc}"
+        if self.required:
+            logger.error("still serving v%s: %s", self.current.version if self.current else "?", self.last_error)
+            return False
+        logger.error("%s: %s; champion only", self.alias, self.last_error)
+        dropped, self.current = self.current is not None, None
+        return dropped
+
+    def watch(self, every_seconds: float, active: Callable[[], bool] | None = None) -> threading.Thread | None:
+        """Poll the alias in a daemon thread (no thread when pinned or polling is off); skip while not ``active``."""
         if self._resolve is None or every_seconds <= 0:
             return None
 
         def loop() -> None:
             while not self._stop.wait(every_seconds):
-                self.refresh()
+                if active is None or active():
+                    self.refresh()
 
-        thread = threading.Thread(target=loop, name="champion-watch", daemon=True)
+        thread = threading.Thread(target=loop, name=f"{self.alias}-watch", daemon=True)
         thread.start()
         return thread
 
