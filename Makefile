@@ -38,7 +38,8 @@ COMPOSE_ENV = PROJECT_DIR="$(CURDIR)" MLPIPELINE_UID="$$(id -u)" MLPIPELINE_GID=
 
 .PHONY: help setup lock setup-env git-sync run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
 	build run-docker run-stage serve serve-docker up down ps logs setup-remote push pull dagshub \
-	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down build-worker sweep worker worker-stop monitoring-up monitoring-down
+	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down build-worker sweep worker worker-stop monitoring-up monitoring-down \
+	monitor monitor-setup
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36mmake %-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -219,13 +220,13 @@ format: setup ## Format the code and fix what ruff can
 	@ruff format src tests benchmarks airflow
 	@ruff check --fix src tests benchmarks airflow
 
-test: setup airflow-setup ## Run all tests (unit + integration; engine-bound tiers skip with a reason when absent)
+test: setup airflow-setup monitor-setup ## Run all tests (unit + integration; engine-bound tiers skip with a reason when absent)
 	@pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: setup ## Run only the fast unit tests
 	@pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: setup airflow-setup ## Run only the integration tests (real dvc repro, MLflow)
+test-integration: setup airflow-setup monitor-setup ## Run only the integration tests (real dvc repro, MLflow)
 	@pytest -n 2 --dist loadgroup -m integration $(PYTEST_ARGS)
 
 # ---- Airflow: its own locked environment (airflow/pyproject.toml, airflow/uv.lock), never mixed with ours ----
@@ -282,6 +283,18 @@ monitoring-up: ## Start Prometheus and Grafana on the model server (make serve-d
 
 monitoring-down: ## Stop Prometheus and Grafana (named volumes keep their data)
 	@$(MONITORING_COMPOSE) stop prometheus grafana
+
+# ---- Drift: `mlpipeline monitor` decides in our environment; Evidently draws the report in its own ----
+DRIFT_VENV := monitoring/drift/.venv
+
+$(DRIFT_VENV)/.synced: monitoring/drift/uv.lock monitoring/drift/pyproject.toml | $(UV)
+	@cd monitoring/drift && UV_PROJECT_ENVIRONMENT=.venv $(UV) sync --frozen --compile-bytecode --quiet
+	@touch $@
+
+monitor-setup: $(DRIFT_VENV)/.synced ## Install Evidently's own locked environment for the drift report (monitoring/drift/.venv)
+
+monitor: setup ## Compare the champion's recent predictions with its training data (exit 7 on drift; ARGS=--retrain pipeline)
+	@mlpipeline monitor $(ARGS)
 
 bench: setup ## Print pipeline timings (benchmarks/pipeline.py)
 	@python benchmarks/pipeline.py

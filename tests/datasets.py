@@ -42,3 +42,20 @@ def mixed(rows: int = 300, seed: int = 0, task: str = "classification") -> tuple
     df["target"] = high
     df["target_name"] = np.where(high == 1, "high", "low")
     return df, Schema(features=features, labels={0: "low", 1: "high"})
+
+
+IRIS_FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+
+
+def iris_like(rng: np.random.Generator, rows: int, shift: float = 0.0) -> tuple[pd.DataFrame, list[str]]:
+    """Fresh rows from Iris's own class-conditional normal distributions (continuous: no ties) and their class
+    names; ``shift`` moves every feature by that many of its standard deviations."""
+    data = load_iris()
+    classes = rng.integers(0, 3, rows)
+    out = np.empty((rows, 4))
+    for code in range(3):
+        members = data.data[data.target == code]
+        picked = classes == code
+        out[picked] = rng.multivariate_normal(members.mean(0), np.cov(members.T), picked.sum())
+    out += shift * data.data.std(0)
+    return pd.DataFrame(out, columns=IRIS_FEATURES), [IRIS_LABELS[int(c)] for c in classes]

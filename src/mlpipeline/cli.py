@@ -266,6 +266,42 @@ def reproduce(
 
 
 @app.command()
+def monitor(
+    version: Annotated[str, typer.Option("--version", help="Watch this version (default: the champion).")] = "",
+    model: ModelOption = "",
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="The prediction log folder (default: MLPIPELINE_PREDICTION_LOG_URL, else _DIR)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where summary.json and report.html go.")] = Path("reports/drift"),
+    retrain: Annotated[
+        str,
+        typer.Option("--retrain", help="On drift start none|pipeline|airflow (default: monitor.retrain)."),
+    ] = "",
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Compare the champion's recent served rows with its training data, per input and for the prediction.
+
+    Writes a JSON summary and an HTML report, logs both to MLflow; exit 7 on drift (after starting a retraining
+    run if monitor.retrain or --retrain asks for one). Drift never moves `champion`: a new model passes the gate.
+    """
+    from mlpipeline.monitoring.monitor import monitor as check
+    from mlpipeline.settings import env_settings, load_params
+
+    if retrain not in ("", "none", "pipeline", "airflow"):
+        raise typer.BadParameter(f"--retrain {retrain!r}: use none, pipeline or airflow")
+    check(
+        load_params(params),
+        env_settings(),
+        out,
+        version=version or None,
+        model=_model_name(model, params),
+        log_dir=log,
+        retrain_with=retrain or None,
+    )
+
+
+@app.command()
 def serve(
     version: Annotated[
         str, typer.Option("--version", help="Serve this version, pinned (default: follow champion).")

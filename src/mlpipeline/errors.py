@@ -15,6 +15,7 @@ code  meaning
 4     a service is unreachable (MLflow tracking server, S3, Docker)
 5     ``mlpipeline reproduce``: rebuilt, but the result differs from what was recorded (MISMATCH)
 6     ``mlpipeline reproduce``: cannot be rebuilt faithfully (UNREPRODUCIBLE), the reasons named
+7     ``mlpipeline monitor``: the recent predictions drifted from the champion's training data
 70    internal error: a bug in mlpipeline, never caused by your data (please report it)
 130   interrupted (Ctrl-C)
 ====  =====================================================================================
@@ -29,6 +30,7 @@ EXIT_DATA = 3
 EXIT_SERVICE = 4
 EXIT_MISMATCH = 5
 EXIT_UNREPRODUCIBLE = 6
+EXIT_DRIFT = 7
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 

@@ -283,6 +283,18 @@ def load_model_with_meta(model_uri: str) -> tuple[Any, dict[str, Any]]:
         return modeldir.load(local), modeldir.read_mlmodel(local)
 
 
+def download_run_artifact(run_id: str, artifact_path: str, dst: Path) -> Path | None:
+    """Download one file a run logged into ``dst``; None when the run has no such artifact."""
+    import mlflow.artifacts
+
+    folder = str(Path(artifact_path).parent)
+    with translate_errors(f"reading the artifacts of run {run_id}"):
+        listed = {item.path for item in client().list_artifacts(run_id, None if folder == "." else folder)}
+        if artifact_path not in listed:
+            return None
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)))
+
+
 def load_model(model_uri: str) -> Any:
     """Download a model and load it safely (skops, fixed allow-list)."""
     return load_model_with_meta(model_uri)[0]

@@ -18,6 +18,7 @@ from mlpipeline.faults import checkpoint
 from mlpipeline.io import modeldir, registry, tracking
 from mlpipeline.io.files import read_json, read_table, write_json
 from mlpipeline.io.lineage import PARAMS_ARTIFACT, lineage_tags
+from mlpipeline.monitoring import reference
 from mlpipeline.paths import Paths
 from mlpipeline.settings import Params, env_settings
 
@@ -66,6 +67,7 @@ def run(all_params: Params, paths: Paths) -> TrainResult:
         )
         mlflow.log_metrics({f"train_{k}": v for k, v in metrics.items()})
         mlflow.log_text(paths.params.read_text(encoding="utf-8"), PARAMS_ARTIFACT)  # what reproduce rebuilds with
+        reference.log(reference.build(df, schema, model, params.seed))  # what `mlpipeline monitor` compares with
         version = tracking.log_model_dir(
             paths.model_dir, registered_model, active, {**tags, registry.EVALUATED: "false"}
         )
