@@ -393,6 +393,19 @@ class EnvSettings(BaseSettings):
     serve_max_body_bytes: int = Field(default=1 << 20, ge=1024, validation_alias="MLPIPELINE_SERVE_MAX_BODY_BYTES")
     serve_poll_seconds: float = Field(default=10.0, ge=0.0, validation_alias="MLPIPELINE_SERVE_POLL_SECONDS")
     serve_token: SecretStr | None = Field(default=None, validation_alias="MLPIPELINE_SERVE_TOKEN")
+    # A/B and shadow serving (serving/routing.py): off (champion only), ab (a share of requests answered by the
+    # challenger alias, sticky by a request key header) or shadow (the champion answers, the challenger scores a
+    # share of requests off the request path); changeable while serving with POST /ab.
+    serve_ab_mode: Literal["off", "ab", "shadow"] = Field(default="off", validation_alias="MLPIPELINE_SERVE_AB_MODE")
+    serve_ab_share: float = Field(default=0.1, ge=0.0, le=1.0, validation_alias="MLPIPELINE_SERVE_AB_SHARE")
+    serve_ab_alias: Name = Field(default="challenger", validation_alias="MLPIPELINE_SERVE_AB_ALIAS")
+    serve_ab_key_header: str = Field(
+        default="X-Request-Key", pattern=r"^[A-Za-z0-9-]+$", validation_alias="MLPIPELINE_SERVE_AB_KEY_HEADER"
+    )
+    serve_ab_salt: str = Field(default="", max_length=64, validation_alias="MLPIPELINE_SERVE_AB_SALT")
+    serve_ab_shadow_queue: int = Field(default=1000, ge=1, validation_alias="MLPIPELINE_SERVE_AB_SHADOW_QUEUE")
+    # Answers kept in memory (rows) so that POST /feedback can check request ids and score the versions.
+    serve_feedback_window: int = Field(default=100_000, ge=1, validation_alias="MLPIPELINE_SERVE_FEEDBACK_WINDOW")
     # The prediction log (monitoring/predictions.py): a folder of JSON Lines files ("off": no log), the share of
     # requests kept, the in-memory queue (full: records are dropped and counted), file size and how many files.
     prediction_log_dir: str = Field(default="logs/predictions", validation_alias="MLPIPELINE_PREDICTION_LOG_DIR")

@@ -61,6 +61,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         yield reg
 
 
+@pytest.fixture(scope="module")
+def challenger(store: Registry) -> str:
+    """A second version of the model with the `challenger` alias (as `dvc exp run` leaves it)."""
+    version = store.register(n_estimators=5, seed=11)
+    registry.set_challenger(NAME, version)
+    return version
+
+
 @pytest.fixture
 def features(store: Registry) -> pd.DataFrame:
     return datasets.iris()[1].model_input(store.test)

@@ -11,6 +11,15 @@ model imputes it). A regression model answers ``{"value": ...}`` per row.
 Routes: ``POST /predict``, ``GET /health`` (liveness), ``GET /ready`` (a model is loaded), ``GET /model``
 (name, version, run, lineage), ``POST /reload`` (check the champion alias now), ``GET /metrics`` (Prometheus:
 requests, errors and latency per route and model version, rows predicted), OpenAPI docs at ``/docs``.
+
+Every answer carries its request id (``request_id`` and the ``X-Request-Id`` header). A/B and shadow serving
+(:mod:`mlpipeline.serving.routing`): ``GET /ab`` shows the split and the challenger, ``POST /ab`` changes the
+split while serving; ``POST /feedback`` takes labels for earlier request ids:
+
+    $ curl -s -X POST localhost:8000/ab -H 'content-type: application/json' -d '{"mode": "ab", "share": 0.2}'
+    $ curl -s -X POST localhost:8000/feedback -H 'content-type: application/json' \\
+        -d '{"items": [{"request_id": "9f3ac2e1-12", "row": 0, "label": "setosa"}]}'
+    {"stored":1,"items":[{"request_id":"9f3ac2e1-12","row":0,"status":"stored"}]}
 """
 
 import contextlib
@@ -25,12 +34,14 @@ import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import to_json
 
-from mlpipeline.monitoring.predictions import PredictionLog
-from mlpipeline.serving.metrics import CONTENT_TYPE, MetricsMiddleware, ServerMetrics
+from mlpipeline.errors import ServiceUnavailableError
+from mlpipeline.monitoring.predictions import FeedbackStore, PredictionLog
+from mlpipeline.serving.metrics import ANSWERED_BY, CONTENT_TYPE, MetricsMiddleware, ServerMetrics
 from mlpipeline.serving.model import LoadedModel, ModelHolder
+from mlpipeline.serving.routing import Mode, RecentAnswers, RequestIds, Router, ShadowScorer, Split
 from mlpipeline.settings import EnvSettings, env_settings
 
 logger = logging.getLogger(__name__)
@@ -52,7 +63,44 @@ class ValuePrediction(BaseModel):
 class PredictResponse(BaseModel):
     model: str
     version: str
+    request_id: str = Field(description="this answer's id (also the X-Request-Id header), for POST /feedback")
     predictions: list[Prediction] | list[ValuePrediction]
+
+
+class SplitChange(BaseModel):
+    """A new split; what is left out stays as it is."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"mode": "ab", "share": 0.2}]}
+    )
+    mode: Mode | None = Field(default=None, description="off (champion only), ab or shadow")
+    share: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False, description="0 to 1")
+
+
+class ABStatus(BaseModel):
+    mode: Mode
+    share: float
+    effective: str = Field(description="what happens now: champion only, ab or shadow")
+    alias: str
+    key_header: str
+    champion: str
+    challenger: str | None
+    challenger_error: str | None
+    shadow: dict[str, int]
+
+
+FeedbackOutcome = Literal["stored", "unknown_request", "row_out_of_range", "already_labelled"]
+
+
+class FeedbackResult(BaseModel):
+    request_id: str
+    row: int
+    status: FeedbackOutcome
+
+
+class FeedbackResponse(BaseModel):
+    stored: int
+    items: list[FeedbackResult]
 
 
 class ModelInfo(BaseModel):
@@ -183,8 +231,62 @@ def prediction_log(settings: EnvSettings) -> PredictionLog | None:
     )
 
 
-def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
-    """The FastAPI application serving ``holder``'s model; request fields come from its input schema."""
+def feedback_store(settings: EnvSettings) -> FeedbackStore | None:
+    """Where feedback is kept: beside the prediction log (its folder or its database); None when the log is off."""
+    if settings.prediction_log_dir.strip().lower() in ("", "off", "none", "false", "0"):
+        return None
+    url = settings.prediction_log_url.get_secret_value() if settings.prediction_log_url else None
+    return FeedbackStore(Path(settings.prediction_log_dir), database_url=url)
+
+
+def follow_challenger(holder: ModelHolder, settings: EnvSettings) -> ModelHolder:
+    """A holder following the challenger alias of the champion's registered model; empty until first refreshed."""
+    from mlpipeline.io import registry
+
+    assert holder.current is not None
+    name, alias = holder.current.name, settings.serve_ab_alias
+    return ModelHolder(
+        holder.load, lambda: registry.alias_version(name, alias), None, alias=alias, required=False, shape=holder.shape
+    )
+
+
+def model_input(model: LoadedModel, rows: list[Any]) -> Any:
+    """Validated request rows as ``model`` takes them."""
+    if model.takes_array:  # all numbers: straight into a float array (None -> NaN), no DataFrame
+        return np.array([[row.__dict__[name] for name in model.features] for row in rows], dtype=np.float64)
+    return model.frame([row.__dict__ for row in rows])
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 (as JSON Schema says); "3" and true stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class FeedbackItem(BaseModel):
+    """One labelled row; the truth field (``label`` or ``value``) is added from the model (:func:`_feedback_item`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    request_id: str = Field(min_length=1, max_length=100, description="the answer's request id (X-Request-Id)")
+    row: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        default=0, ge=0, description="the row's place in that request's batch"
+    )
+
+
+def _truth_field(first: LoadedModel) -> dict[str, Any]:
+    """The feedback item's truth: a label (one of the model's, so a wrong one is a 422) or, for regression, a
+    finite number ``value``."""
+    if first.task == "regression":
+        return {"value": (float, Field(allow_inf_nan=False, description="the true value"))}
+    labels = tuple(first.labels.get(int(c), str(c)) for c in first.predictor.classes_)
+    return {"label": (Literal[labels], Field(description=f"the true label: one of {list(labels)}"))}
+
+
+def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challenger: ModelHolder | None = None) -> Any:
+    """The FastAPI application serving ``holder``'s model; request fields come from its input schema.
+
+    ``challenger`` (default: one following ``MLPIPELINE_SERVE_AB_ALIAS`` of the same registered model) answers
+    or shadows a share of requests when ``MLPIPELINE_SERVE_AB_MODE`` (or ``POST /ab``) says so.
+    """
     settings = settings or env_settings()
     first = holder.current
     assert first is not None
@@ -195,6 +297,12 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
         rows: Annotated[list[Row], Field(min_length=1, max_length=settings.serve_max_batch)]
+
+    Item = create_model("LabelledRow", __base__=FeedbackItem, **_truth_field(first))
+
+    class FeedbackRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: Annotated[list[Item], Field(min_length=1, max_length=settings.serve_max_batch)]
 
     token = settings.serve_token.get_secret_value().encode() if settings.serve_token else None
 
@@ -209,10 +317,39 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
     log = prediction_log(settings)
     if log is not None:
         metrics.watch_log(log.stats)
+    feedback = feedback_store(settings)
+    recent = RecentAnswers(settings.serve_feedback_window)
+    ids = RequestIds()
+    router = Router(Split(settings.serve_ab_mode, settings.serve_ab_share), settings.serve_ab_salt)
+    challenger = challenger or follow_challenger(holder, settings)
+    if router.split.mode != "off":
+        challenger.refresh()
+    challenger.watch(settings.serve_poll_seconds, active=lambda: router.split.mode != "off")
+    key_header = settings.serve_ab_key_header
+
+    def score_shadow(job: tuple[str, LoadedModel, list[Any], list[dict[str, Any]], bytes]) -> None:
+        """The challenger's answer to a request the champion answered: timed, compared, remembered, logged."""
+        request_id, model, rows, champion, body = job
+        start = time.perf_counter()
+        predictions = model.predict(model_input(model, rows))
+        content = to_json(
+            {"model": model.name, "version": model.version, "request_id": request_id, "predictions": predictions}
+        )
+        took = time.perf_counter() - start
+        metrics.model_latency.labels("shadow", model.version).observe(took)
+        metrics.count_shadow(model.version, champion, predictions)
+        recent.add_shadow(request_id, content)
+        if log is not None:
+            log.record(took * 1000, body, content, len(rows), request_id, "shadow")
+
+    shadow = ShadowScorer(score_shadow, settings.serve_ab_shadow_queue)
+    metrics.watch_shadow(shadow.stats)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> Any:
         yield
+        challenger.stop()
+        shadow.close()  # before the log: its answers go to the log
         if log is not None:  # a clean shutdown writes what is still queued
             log.close()
 
@@ -229,6 +366,13 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
         model = holder.current
         return model.version if model is not None else "none"
 
+    def taken_by_challenger(split: Split, request: Request) -> LoadedModel | None:
+        """The challenger, when there is one and this request falls in its share (sticky by the key header)."""
+        other = challenger.current
+        if other is None or not router.takes(split, request.headers.get(key_header)):
+            return None
+        return other
+
     @app.post(
         "/predict",
         response_model=None,
@@ -240,25 +384,111 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
         },
     )
     async def predict(body: PredictRequest, request: Request) -> Response:  # microseconds of work: no thread hop
-        """Predict one or many rows; answers with labels, class probabilities and the model version."""
+        """Predict one or many rows; answers with labels, class probabilities, the version and a request id.
+
+        In an A/B test the challenger may answer (sticky by the key header, e.g. ``X-Request-Key``); in shadow
+        mode the champion answers and the challenger scores the same rows in the background.
+        """
         start = time.perf_counter()
         model = holder.current  # read once: a concurrent swap cannot mix two versions in one answer
         assert model is not None
-        if model.takes_array:  # all numbers: straight into a float array (None -> NaN), no DataFrame
-            rows: Any = np.array(
-                [[row.__dict__[name] for name in model.features] for row in body.rows], dtype=np.float64
-            )
-        else:
-            rows = model.frame([row.__dict__ for row in body.rows])
+        role, shadowed, split = "champion", None, router.split  # one split for the whole request
+        other = taken_by_challenger(split, request) if split.mode != "off" else None
+        if other is not None and split.mode == "ab":
+            model, role = other, "challenger"
+            request.scope[ANSWERED_BY] = other.version  # the request metrics count the version that answered
+        elif other is not None:
+            shadowed = other
         # Serialized straight to bytes by pydantic-core: the answer is built to the documented schema, so
         # validating it again per request would only cost time (schemathesis checks the schema in the tests).
-        predictions = model.predict(rows)
-        answer = {"model": model.name, "version": model.version, "predictions": predictions}
+        predictions = model.predict(model_input(model, body.rows))
+        request_id = ids.next()
+        answer = {"model": model.name, "version": model.version, "request_id": request_id, "predictions": predictions}
         metrics.rows.labels(model.version).inc(len(body.rows))
         content = to_json(answer)
+        took = time.perf_counter() - start
+        if split.mode != "off":
+            metrics.model_latency.labels(role, model.version).observe(took)
+        recent.add(request_id, len(body.rows), role, content)
         if log is not None:  # a queue append of the bytes in and out, already JSON: nothing to serialize again
-            log.record((time.perf_counter() - start) * 1000, await request.body(), content, len(body.rows))
-        return Response(content, media_type="application/json")
+            log.record(took * 1000, await request.body(), content, len(body.rows), request_id, role)
+        if shadowed is not None:
+            shadow.offer((request_id, shadowed, body.rows, predictions, await request.body()))
+        return Response(content, media_type="application/json", headers={"x-request-id": request_id})
+
+    @app.post(
+        "/feedback",
+        response_model=FeedbackResponse,
+        dependencies=protected,
+        responses={
+            **unauthorized,
+            409: {"description": "the prediction log is off: feedback has nowhere to be stored"},
+            503: {"description": "the feedback could not be stored (nothing was): send it again"},
+        },
+    )
+    def post_feedback(body: FeedbackRequest) -> dict[str, Any]:
+        """True labels (regression: values) for rows answered earlier, by request id and row; each item's
+        outcome is reported (``unknown_request``: not among the answers this server remembers)."""
+        if feedback is None:
+            raise HTTPException(
+                409, "the prediction log is off (MLPIPELINE_PREDICTION_LOG_DIR): feedback is stored beside it"
+            )
+        truth = "value" if first.task == "regression" else "label"
+        results, stored = [], []
+        for item in body.items:
+            status, answers = recent.label(item.request_id, item.row)
+            results.append({"request_id": item.request_id, "row": item.row, "status": status})
+            if status == "stored":
+                stored.append((item, answers))
+        if stored:
+            try:
+                feedback.write([{"request": i.request_id, "row": i.row, truth: getattr(i, truth)} for i, _ in stored])
+            except ServiceUnavailableError as exc:
+                for item, _ in stored:
+                    recent.unlabel(item.request_id, item.row)
+                raise HTTPException(503, f"{exc}; nothing was stored, send it again") from exc
+        for item, answers in stored:
+            metrics.count_feedback(answers, item.row, getattr(item, truth))
+        return {"stored": len(stored), "items": results}
+
+    def ab_status() -> dict[str, Any]:
+        split, current, champion = router.split, challenger.current, holder.current
+        assert champion is not None
+        effective = split.mode if split.mode != "off" and current is not None and split.share > 0 else "champion only"
+        stats = shadow.stats
+        return {
+            "mode": split.mode,
+            "share": split.share,
+            "effective": effective,
+            "alias": challenger.alias,
+            "key_header": key_header,
+            "champion": champion.version,
+            "challenger": current.version if current is not None else None,
+            "challenger_error": challenger.last_error,
+            "shadow": {
+                "scored": stats.scored,
+                "dropped": stats.dropped,
+                "failed": stats.failed,
+                "queued": shadow.queued,
+            },
+        }
+
+    @app.get("/ab", response_model=ABStatus, dependencies=protected, responses=unauthorized)
+    def get_ab() -> dict[str, Any]:
+        """The A/B split (mode, challenger share), the challenger served (or why none is) and shadow counts."""
+        return ab_status()
+
+    @app.post("/ab", response_model=ABStatus, dependencies=protected, responses=unauthorized)
+    def post_ab(change: SplitChange) -> dict[str, Any]:
+        """Change the split while serving (no restart, no failed request); the challenger is loaded first."""
+        old = router.split
+        new = Split(change.mode or old.mode, old.share if change.share is None else change.share)
+        if new.mode != "off":
+            challenger.refresh()  # load (or update) the challenger before it gets traffic
+        router.split = new
+        if new != old:
+            logger.info("A/B split: %s, challenger share %.3f (was %s, %.3f)", new.mode, new.share, old.mode, old.share)
+        return ab_status()
 
     @app.get(
         "/metrics",
@@ -302,8 +532,11 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None) -> Any:
 
     @app.post("/reload", response_model=ModelInfo, dependencies=protected, responses=unauthorized)
     def reload() -> dict[str, Any]:
-        """Check the champion alias now and switch if it moved (the old model serves until the new one is ready)."""
+        """Check the champion alias (and, in an A/B or shadow mode, the challenger's) now and switch if it moved
+        (the old model serves until the new one is ready)."""
         holder.refresh()
+        if router.split.mode != "off":
+            challenger.refresh()
         return model_info()
 
     app.add_exception_handler(RequestValidationError, _validation_error)
