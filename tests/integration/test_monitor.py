@@ -1,0 +1,177 @@
+"""`mlpipeline monitor` as a user runs it: the pipeline, a real server logging predictions, then the monitor.
+
+One project copy: `make run`, `mlpipeline serve`, fresh Iris-like traffic (no drift, exit 0), then shifted
+traffic (drift, exit 7, Evidently's report agreeing, champion untouched), a retraining run through the pipeline,
+the reference found through lineage when the run's artifact is gone, and the clear errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from mlpipeline.errors import EXIT_CONFIG, EXIT_DRIFT, EXIT_ERROR
+from tests import datasets
+from tests.conftest import REPO, Project
+from tests.integration.services import free_port, stop_group, wait_http
+
+pytestmark = pytest.mark.integration
+
+REPORT_PYTHON = REPO / "monitoring" / "drift" / ".venv" / "bin" / "python"
+
+
+def send(port: int, rows: int, shift: float, seed: int) -> None:
+    """POST ``rows`` fresh (or shifted) Iris-like rows, 20 a request; every request must succeed."""
+    frame, _ = datasets.iris_like(np.random.default_rng(seed), rows, shift)
+    records = frame.to_dict(orient="records")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        for start in range(0, rows, 20):
+            answer = client.post("/predict", json={"rows": records[start : start + 20]})
+            assert answer.status_code == 200, answer.text
+
+
+def wait_logged(project: Project, rows: int) -> None:
+    """Until the server's log holds ``rows`` rows (its writer flushes every 50 ms)."""
+    from mlpipeline.monitoring.predictions import read_log
+
+    deadline = time.monotonic() + 30
+    while len(read_log(project.path("logs/predictions"))) < rows:
+        assert time.monotonic() < deadline, "the prediction log did not catch up in 30 s"
+        time.sleep(0.1)
+
+
+def monitor(project: Project, *args: str, evidently: bool = False) -> subprocess.CompletedProcess[str]:
+    env = dict(project.env)
+    if evidently:
+        env["MLPIPELINE_DRIFT_REPORT_PYTHON"] = str(REPORT_PYTHON)
+    return subprocess.run(
+        ["mlpipeline", "monitor", *args],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def summary(project: Project) -> dict[str, object]:
+    data: dict[str, object] = json.loads(project.path("reports/drift/summary.json").read_text())
+    return data
+
+
+def champion(project: Project) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project.path('mlflow.db')}")
+    return str(client.get_model_version_by_alias("iris-classifier", "champion").version)
+
+
+def monitoring_runs(project: Project) -> list[object]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project.path('mlflow.db')}")
+    experiment = client.get_experiment_by_name("iris-monitoring")
+    return [] if experiment is None else client.search_runs([experiment.experiment_id], order_by=["start_time"])
+
+
+def test_monitor_a_served_champion_from_fresh_traffic_to_drift(project: Project, tmp_path: Path) -> None:
+    if not REPORT_PYTHON.is_file() and os.environ.get("MLPIPELINE_REQUIRE_SERVICES"):
+        pytest.fail(f"no Evidently environment at {REPORT_PYTHON}: `make monitor-setup` (make test runs it)")
+    project.make("run")
+    assert champion(project) == "1"
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as handle:
+        server = subprocess.Popen(
+            ["mlpipeline", "serve", "--port", str(port)],
+            cwd=project.root,
+            env=project.env,
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ready", server, log=log)
+
+        # Too little traffic: no verdict, a clear message, nothing written.
+        send(port, 40, 0.0, seed=1)
+        wait_logged(project, 40)
+        done = monitor(project)
+        assert done.returncode == EXIT_ERROR, done.stderr
+        assert "only 40 logged rows answered by iris-classifier v1" in done.stderr
+        assert "monitor.min_rows is 100" in done.stderr
+        assert not project.path("reports/drift/summary.json").exists()
+
+        # Fresh rows from the training distribution: no drift, exit 0, summary and report written and logged.
+        send(port, 260, 0.0, seed=2)
+        wait_logged(project, 300)
+        done = monitor(project)
+        assert done.returncode == 0, done.stderr
+        assert "no drift" in done.stderr
+        fresh = summary(project)
+        assert fresh["drifted"] is False
+        assert fresh["version"] == "1"
+        assert fresh["current_rows"] == 300
+        assert fresh["report"] == "plain"
+        assert "no drift" in project.path("reports/drift/report.html").read_text()
+        (run,) = monitoring_runs(project)
+        assert run.data.metrics["drifted"] == 0.0  # type: ignore[attr-defined]
+        assert "drift.petal_length_cm.score" in run.data.metrics  # type: ignore[attr-defined]
+
+        # Shifted traffic: drift on every input and the prediction; Evidently's report agrees; exit 7.
+        send(port, 600, 1.0, seed=3)
+        wait_logged(project, 900)
+        done = monitor(project, evidently=REPORT_PYTHON.is_file())
+        assert done.returncode == EXIT_DRIFT, done.stderr
+        assert "drift: " in done.stderr
+        assert "champion unchanged" in done.stderr
+        shifted = summary(project)
+        assert shifted["drifted"] is True
+        assert set(shifted["drifted_columns"]) == {*datasets.IRIS_FEATURES, "__prediction__"}  # type: ignore[arg-type]
+        if REPORT_PYTHON.is_file():
+            assert shifted["report"] == "evidently"
+            ours = {c["column"]: c["score"] for c in shifted["columns"]}  # type: ignore[attr-defined]
+            assert shifted["evidently"]["columns"] == pytest.approx(ours)  # type: ignore[index]
+            assert shifted["evidently"]["share"] == shifted["drifted_share"]  # type: ignore[index]
+            drawn = project.path("reports/drift/report.html").read_text()
+            assert "installs Evidently for the full report" not in drawn  # not the plain table
+            assert len(drawn) > 100_000  # Evidently's page carries its scripts and plots
+        assert champion(project) == "1"
+        assert len(monitoring_runs(project)) == 2
+
+        # Retraining through the pipeline: dvc repro runs (nothing changed: nothing reruns), the gate would decide.
+        done = monitor(project, "--retrain", "pipeline")
+        assert done.returncode == EXIT_DRIFT, done.stderr
+        assert "retrained with `dvc repro`" in done.stderr
+        assert champion(project) == "1"
+
+        # The run's reference gone: found through the model's lineage (the training split in the DVC cache).
+        (artifact,) = [p for p in project.root.glob("mlruns/**/monitoring/reference.parquet")]
+        artifact.unlink()
+        done = monitor(project)
+        assert done.returncode == EXIT_DRIFT, done.stderr
+        assert summary(project)["reference_rows"] == 120
+
+        # Mistakes: a typo in the monitor section, a missing log folder, an unknown retrain mode.
+        project.set_param("monitor.drift_shar", 0.5)
+        done = monitor(project)
+        assert done.returncode == EXIT_CONFIG
+        assert "monitor.drift_shar" in done.stderr
+        project.run("git", "checkout", "params.yaml")
+        done = monitor(project, "--log", "nowhere")
+        assert done.returncode == EXIT_ERROR
+        assert "no prediction log at nowhere" in done.stderr
+        assert "Traceback" not in done.stderr
+        done = monitor(project, "--retrain", "always")
+        assert done.returncode == EXIT_CONFIG
+        assert champion(project) == "1"
+    finally:
+        stop_group(server)
