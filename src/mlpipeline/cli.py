@@ -348,6 +348,45 @@ def serve(
     uvicorn.run(create_app(holder, settings), host=host, port=port, log_level="warning", access_log=access_log)
 
 
+ab_app = typer.Typer(
+    help="A/B and shadow serving: how the challenger compares with the champion.", no_args_is_help=True
+)
+app.add_typer(ab_app, name="ab")
+
+
+@ab_app.command("report")
+def ab_report(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    log_dir: Annotated[
+        str, typer.Option("--log-dir", help="The prediction log's folder (default MLPIPELINE_PREDICTION_LOG_DIR).")
+    ] = "",
+    min_labels: Annotated[int, typer.Option(min=1, help="Labelled rows each version needs for a verdict.")] = 30,
+    confidence: Annotated[float, typer.Option(min=0.5, max=0.9999, help="Confidence of intervals and verdict.")] = 0.95,
+) -> None:
+    """Per version: requests, share, latency p50/p95, labelled rows, accuracy (Wilson interval) or MAE; then
+    which is better, with its test and p-value (shadow: also how often the two agree).
+
+    Reads the prediction log and the feedback beside it (MLPIPELINE_PREDICTION_LOG_URL: from PostgreSQL).
+    Exit 1 when there is nothing to compare or too little feedback for a verdict.
+
+    Example: `mlpipeline ab report`, `mlpipeline ab report --json --min-labels 100`.
+    """
+    import json
+
+    from mlpipeline.errors import EXIT_ERROR
+    from mlpipeline.monitoring.ab import build_report, load_served, render
+    from mlpipeline.settings import env_settings
+
+    settings = env_settings()
+    url = settings.prediction_log_url.get_secret_value() if settings.prediction_log_url and not log_dir else None
+    rows, feedback = load_served(Path(log_dir or settings.prediction_log_dir), url)
+    report = build_report(rows, feedback, min_labels=min_labels, confidence=confidence)
+    typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else render(report))
+    if not report.enough:
+        logger.error("%s", report.message)
+        raise typer.Exit(EXIT_ERROR)
+
+
 @app.command("setup-remote")
 def setup_remote(
     url: Annotated[
