@@ -1,0 +1,300 @@
+"""The learner docs under docs/ are run, not just read: every command in them runs here, in order, page by page.
+
+Convention (docs/README.md explains it to readers): a ```console block holds commands, each line starting with
+``$ `` (a trailing ``\\`` continues it on the next line); the lines after a command are its expected output.
+``...`` alone on a line matches any number of lines, and inside a line any text; blank lines are ignored; a last
+line ``[N]`` says the command exits with status N (else it must exit 0). A command with no output lines shown is
+only checked for its exit status. Each command runs in a fresh ``bash -c`` at the root of a copy of the project
+made for its page (one copy per page, shared by its blocks in order), with stderr merged into stdout as a
+terminal shows it. ``<!-- needs: X -->`` just before a block says it needs a service; the block runs when the
+service is there and is skipped with the reason otherwise (docker: fails instead in CI, see NEEDS).
+
+Every other fenced block (diagrams, file excerpts) is not run, so no shell block may use another language tag.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, Project, copy_project, project_env, uv_path
+
+DOCS = REPO / "docs"
+PAGES = sorted(DOCS.glob("*.md"))
+FENCE = re.compile(r"^```(\S*)\s*$")
+NEEDS = re.compile(r"^<!--\s*needs:\s*([a-z-]+)\s*-->$")
+STATUS = re.compile(r"^\[(\d+)\]$")
+
+
+@dataclass
+class Command:
+    line: int
+    text: str
+    expected: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> int:
+        found = STATUS.match(self.expected[-1]) if self.expected else None
+        return int(found.group(1)) if found else 0
+
+    @property
+    def output(self) -> list[str]:
+        return self.expected[:-1] if self.expected and STATUS.match(self.expected[-1]) else self.expected
+
+
+@dataclass
+class Block:
+    page: Path
+    line: int
+    needs: str | None
+    commands: list[Command]
+
+    @property
+    def id(self) -> str:
+        return f"{self.page.stem}:{self.line}"
+
+
+def fenced(page: Path) -> list[tuple[int, str, list[str], str]]:
+    """Every fenced block of ``page``: (line of the fence, language, body lines, the last text line before it)."""
+    blocks, body, lang, start, before, previous = [], [], None, 0, "", ""
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        fence = FENCE.match(line)
+        if lang is None and fence:
+            lang, start, body, before = fence.group(1), number, [], previous
+        elif lang is not None and line.strip() == "```":
+            blocks.append((start, lang, body, before))
+            lang = None
+        elif lang is not None:
+            body.append(line)
+        elif line.strip():
+            previous = line.strip()
+    assert lang is None, f"{page.name}: unclosed fence at line {start}"
+    return blocks
+
+
+def console_blocks(page: Path) -> list[Block]:
+    """The runnable blocks of ``page``, in order."""
+    found = []
+    for start, lang, body, before in fenced(page):
+        if lang != "console":
+            continue
+        commands: list[Command] = []
+        continued = False
+        for offset, line in enumerate(body, 1):
+            if continued:
+                commands[-1].text += "\n" + line
+            elif line.startswith("$ "):
+                commands.append(Command(start + offset, line[2:]))
+            elif line.strip():
+                assert commands, f"{page.name}:{start + offset}: output before any command"
+                commands[-1].expected.append(line.rstrip())
+            continued = line.startswith("$ ") or continued
+            continued = continued and line.endswith("\\")
+        assert commands, f"{page.name}:{start}: a console block without a command"
+        needs = NEEDS.match(before)
+        found.append(Block(page, start, needs.group(1) if needs else None, commands))
+    return found
+
+
+def squeezed(line: str) -> str:
+    """``line`` with each run of whitespace (a table's padding, DVC's tabs) as one space, none at the ends."""
+    return " ".join(line.split())
+
+
+def matches(expected: list[str], actual: str) -> bool:
+    """Whether ``actual`` is ``expected`` with ``...`` wildcards (blank lines dropped, whitespace squeezed)."""
+    pattern = ""
+    for line in map(squeezed, expected):
+        if line == "...":
+            pattern += r"(?:[^\n]*\n)*?"
+        else:
+            pattern += "[^\n]*?".join(map(re.escape, line.split("..."))) + r"\n"
+    lines = [squeezed(line) for line in actual.splitlines() if line.strip()]
+    return re.fullmatch(pattern, "".join(f"{line}\n" for line in lines)) is not None
+
+
+# ---- the services a block may need: None when present, else why not ----
+
+
+def _docker() -> str | None:
+    from mlpipeline.runtimes.docker import STAGES, image_tag
+    from tests.integration.conftest import docker_missing
+
+    tag = image_tag(REPO)
+    reason = docker_missing([f"mlpipeline-{name}:{tag}" for name in (*STAGES, "runner")])
+    if reason and os.environ.get("MLPIPELINE_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"MLPIPELINE_REQUIRE_DOCKER=1 but {reason}")
+    return reason
+
+
+def _stack() -> str | None:
+    from mlpipeline.runtimes.docker import image_tag
+    from tests.integration.conftest import docker_missing
+
+    # `make up` pulls nothing here: the registry images must be present already (CI has none: it is offline).
+    images = [f"mlpipeline-tracking:{image_tag(REPO)}", "minio/minio:latest", "minio/mc:latest", "postgres:16"]
+    reason = docker_missing(images)
+    for port in (5000, 9000, 9001):
+        with socket.socket() as sock:
+            if reason is None and sock.connect_ex(("127.0.0.1", port)) == 0:
+                reason = f"port {port} is in use (a team stack already running?)"
+    return reason and f"the team stack cannot start here: {reason}"
+
+
+def _dagshub() -> str | None:
+    missing = [name for name in ("DAGSHUB_USER", "DAGSHUB_TOKEN", "DAGSHUB_REPO") if not os.environ.get(name)]
+    if missing:
+        return f"needs a DagsHub account: set {', '.join(missing)}"
+    try:
+        urllib.request.urlopen("https://dagshub.com", timeout=5).close()
+    except OSError as exc:
+        return f"dagshub.com not reachable ({exc})"
+    return None
+
+
+SERVICES: dict[str, Callable[[], str | None]] = {"docker": _docker, "stack": _stack, "dagshub": _dagshub}
+BLOCKS = [block for page in PAGES for block in console_blocks(page)]
+
+
+def page_env(project: Path, needs: str | None) -> dict[str, str]:
+    """A user's shell in the copy: the project's environment, `make` using this test run's venv (no install)."""
+    env = project_env(project)
+    if needs != "dagshub":  # a developer's own DagsHub account must not change what the offline blocks show
+        env = {k: v for k, v in env.items() if not k.startswith("DAGSHUB_")}
+    env["MAKEFLAGS"] = f"VENV={Path(env['PATH'].split(os.pathsep)[0]).parent} UV={uv_path()}"
+    # As a user's `make run` does, start the stage worker (seconds per stage saved); it is stopped with the copy.
+    env.update(WORKER="1", WORKER_IDLE="120")
+    env.pop("MAKELEVEL", None)
+    return env
+
+
+@dataclass
+class Copies:
+    """One copy of the project per page, made when its first block runs, and the pages whose commands failed."""
+
+    projects: dict[Path, Project] = field(default_factory=dict)
+    failed: set[Path] = field(default_factory=set)
+
+
+@pytest.fixture(scope="module")
+def copies() -> Iterator[Copies]:
+    made = Copies()
+    yield made
+    for project in made.projects.values():  # the stage worker `make run` started in the copy
+        stop = [sys.executable, "-P", "src/mlpipeline/runtimes/zygote.py", "stop"]
+        env = page_env(project.root, None)
+        subprocess.run(stop, cwd=project.root, env=env, capture_output=True, check=False, timeout=60)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "block", [pytest.param(b, id=b.id, marks=pytest.mark.xdist_group(f"docs-{b.page.stem}")) for b in BLOCKS]
+)
+def test_documented_commands_run_as_shown(
+    block: Block, copies: Copies, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    if block.page in copies.failed:
+        pytest.skip(f"an earlier command of {block.page.name} failed")
+    if block.needs:
+        assert block.needs in SERVICES, f"{block.id}: unknown service {block.needs!r} (known: {', '.join(SERVICES)})"
+        reason = SERVICES[block.needs]()
+        if reason:
+            pytest.skip(f"{block.id} needs {block.needs}: {reason}")
+    if block.page not in copies.projects:
+        copies.projects[block.page] = Project(copy_project(tmp_path_factory.mktemp(block.page.stem)))
+    root = copies.projects[block.page].root
+    env = page_env(root, block.needs)
+    copies.failed.add(block.page)  # until every command of the block has done what the page says
+    for command in block.commands:
+        done = subprocess.run(
+            ["bash", "-c", command.text],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        where = f"{block.page.relative_to(REPO)}:{command.line}: $ {command.text}"
+        if done.returncode != command.status:
+            pytest.fail(f"{where}\nexit {done.returncode}, not {command.status}:\n{done.stdout}")
+        shown = "\n".join(command.output)
+        if command.output and not matches(command.output, done.stdout):
+            pytest.fail(f"{where}\nthe output differs from the page.\n--- shown:\n{shown}\n--- actual:\n{done.stdout}")
+    copies.failed.discard(block.page)
+
+
+# ---- what the pages say exists ----
+
+
+def test_every_page_has_commands_and_is_listed_in_the_index() -> None:
+    index = (DOCS / "README.md").read_text(encoding="utf-8")
+    for page in PAGES:
+        if page.name != "README.md":
+            assert f"]({page.name})" in index, f"docs/README.md does not link {page.name}"
+            assert console_blocks(page), f"{page.name} has no console block: nothing of it is tested"
+    assert "](docs/README.md)" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_commands_are_only_in_console_blocks() -> None:
+    for page in PAGES:
+        for start, lang, _, _ in fenced(page):
+            assert lang not in ("bash", "sh", "shell", "shell-session", ""), (
+                f"{page.name}:{start}: a ```{lang} block is never run; write commands as ```console with `$ `"
+            )
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors for the headings of ``page``."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_every_relative_link_resolves() -> None:
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            assert resolved.exists(), f"{page.name}: link {target} points to nothing"
+            if anchor and resolved.suffix == ".md":
+                assert anchor in anchors(resolved), f"{page.name}: link {target}: no such heading"
+
+
+def test_every_make_target_and_cli_command_exists() -> None:
+    import typer.main
+
+    from mlpipeline.cli import app
+
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (REPO / "Makefile").read_text(), re.MULTILINE))
+    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        used = set(re.findall(r"\bmake ([a-z][a-z-]*)", text))
+        assert used <= targets, f"{page.name} uses missing make targets: {used - targets}"
+        called = set(re.findall(r"\bmlpipeline ([a-z][a-z-]*)", text))
+        assert called <= commands, f"{page.name} uses missing mlpipeline commands: {called - commands}"
+
+
+def test_the_matcher() -> None:
+    assert matches(["a", "...", "c ... e"], "a\nb\n\nb2\nc  d\te  \n")
+    assert not matches(["a...c"], "ab\nc\n")
+    assert matches(["..."], "")
+    assert not matches(["a"], "a\nb\n")
+    assert not matches(["c ... e"], "c d f\n")
+    assert matches(["[x]"], "[x]\n")
+    assert Command(1, "false", ["out", "[2]"]).status == 2
+    assert Command(1, "false", ["out", "[2]"]).output == ["out"]
+    assert Command(1, "true", ["out"]).output == ["out"]
