@@ -209,6 +209,53 @@ class PromoteParams(Section):
         return "f1_macro" if task == "classification" else "rmse"
 
 
+class DriftTest(Section):
+    """One statistical test per column kind, and the threshold at which a column counts as drifted.
+
+    ``ks`` (two-sample Kolmogorov-Smirnov) and ``chisquare`` (two-sample test of homogeneity) give p-values: a
+    column drifts when p < threshold. ``wasserstein`` (the distance in units of the reference's standard
+    deviation) and ``psi`` (population stability index) give distances: a column drifts when the distance >=
+    threshold (see mlpipeline.monitoring.drift).
+    """
+
+    test: str
+    threshold: Annotated[float, Field(gt=0.0)]
+
+
+class NumericDrift(DriftTest):
+    test: Literal["ks", "wasserstein"] = "ks"
+    threshold: Annotated[float, Field(gt=0.0)] = 0.05
+
+
+class CategoricalDrift(DriftTest):
+    test: Literal["chisquare", "psi"] = "chisquare"
+    threshold: Annotated[float, Field(gt=0.0)] = 0.05
+
+
+class MonitorParams(Section):
+    """``mlpipeline monitor``: recent served predictions against the champion's training data.
+
+    The newest ``window`` logged rows the champion answered are compared column by column (each input and the
+    model's output) with the reference the champion was trained on. The predictions drift when at least
+    ``drift_share`` of the columns drift; with fewer than ``min_rows`` rows there is no verdict. ``retrain`` says
+    what a drift verdict starts: nothing, the pipeline here (``dvc repro``, through the gate) or the Airflow DAG.
+    """
+
+    window: Annotated[int, Field(ge=1)] = 5000
+    min_rows: Annotated[int, Field(ge=1)] = 100
+    numeric: NumericDrift = NumericDrift()
+    categorical: CategoricalDrift = CategoricalDrift()
+    drift_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    retrain: Literal["none", "pipeline", "airflow"] = "none"
+
+    @model_validator(mode="after")
+    def _p_values_are_probabilities(self) -> MonitorParams:
+        for name, section in (("numeric", self.numeric), ("categorical", self.categorical)):
+            if section.test in ("ks", "chisquare") and section.threshold >= 1.0:
+                raise ValueError(f"monitor.{name}.threshold: {section.test} compares a p-value: give one below 1")
+        return self
+
+
 class Params(Section):
     """The whole params.yaml. Sections may be omitted (their defaults apply); unknown sections are errors."""
 
@@ -218,6 +265,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     promote: PromoteParams = PromoteParams()
+    monitor: MonitorParams = MonitorParams()
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
@@ -418,6 +466,12 @@ class EnvSettings(BaseSettings):
     # The team stack: PostgreSQL instead of files (postgresql://user:password@host:port/db), rows kept this many days.
     prediction_log_url: SecretStr | None = Field(default=None, validation_alias="MLPIPELINE_PREDICTION_LOG_URL")
     prediction_log_keep_days: int = Field(default=30, ge=1, validation_alias="MLPIPELINE_PREDICTION_LOG_KEEP_DAYS")
+    # The drift summary `mlpipeline monitor` writes (--out), which the server shows in /metrics.
+    drift_summary: str = Field(default="reports/drift/summary.json", validation_alias="MLPIPELINE_DRIFT_SUMMARY")
+    # `mlpipeline monitor` with monitor.retrain: airflow triggers the DAG through Airflow's REST API here.
+    airflow_url: str | None = Field(default=None, validation_alias="MLPIPELINE_AIRFLOW_URL")
+    airflow_username: str | None = Field(default=None, validation_alias="MLPIPELINE_AIRFLOW_USERNAME")
+    airflow_password: SecretStr | None = Field(default=None, validation_alias="MLPIPELINE_AIRFLOW_PASSWORD")
     # Set by DVC and by the docker launcher for the stage they run; not yours to set.
     dvc_root: str | None = None
     dvc_exp_name: str | None = None
