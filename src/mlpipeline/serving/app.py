@@ -338,7 +338,8 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challen
         took = time.perf_counter() - start
         metrics.model_latency.labels("shadow", model.version).observe(took)
         metrics.count_shadow(model.version, champion, predictions)
-        recent.add_shadow(request_id, content)
+        if feedback is not None:
+            recent.add_shadow(request_id, content)
         if log is not None:
             log.record(took * 1000, body, content, len(rows), request_id, "shadow")
 
@@ -409,7 +410,8 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challen
         took = time.perf_counter() - start
         if split.mode != "off":
             metrics.model_latency.labels(role, model.version).observe(took)
-        recent.add(request_id, len(body.rows), role, content)
+        if feedback is not None:  # remembered only where feedback can be stored
+            recent.add(request_id, len(body.rows), role, content)
         if log is not None:  # a queue append of the bytes in and out, already JSON: nothing to serialize again
             log.record(took * 1000, await request.body(), content, len(body.rows), request_id, role)
         if shadowed is not None:
