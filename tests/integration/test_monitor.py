@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -175,3 +176,68 @@ def test_monitor_a_served_champion_from_fresh_traffic_to_drift(project: Project,
         assert champion(project) == "1"
     finally:
         stop_group(server)
+
+
+def test_a_drift_retrain_triggers_the_airflow_dag_through_its_rest_api(tmp_path: Path) -> None:
+    """A real Airflow API server (simple auth manager, a user with a password): the monitor logs in, triggers
+    the DAG with a note naming the drifted columns; a wrong password or no server is a clear error."""
+    from mlpipeline.errors import ConfigError, MlpipelineError, ServiceUnavailableError
+    from mlpipeline.monitoring.drift import ColumnDrift, DriftSummary
+    from mlpipeline.monitoring.monitor import trigger_dag
+    from mlpipeline.settings import EnvSettings
+    from tests.integration.test_airflow import AIRFLOW_BIN, airflow, airflow_env
+
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    password = uuid.uuid4().hex
+    (home / "passwords.json").write_text(json.dumps({"monitor": password}))
+    port = free_port()
+    env = airflow_env(
+        home,
+        tmp_path,
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="monitor:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / "passwords.json"),
+        AIRFLOW__API_AUTH__JWT_SECRET=uuid.uuid4().hex,
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+    )
+    airflow(env, "db", "migrate")
+    airflow(env, "dags", "reserialize")  # the DAG in the database, as the DAG processor would put it
+    log = tmp_path / "api-server.log"
+    with log.open("w") as handle:
+        server = subprocess.Popen(
+            [str(AIRFLOW_BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"],
+            env=env,
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    drift = DriftSummary(
+        [ColumnDrift("petal_length_cm", "numeric", "ks", 1e-9, 0.05, True, 120, 900)], 0.5, 120, 900, {"version": "1"}
+    )
+
+    def settings(**values: str) -> EnvSettings:
+        return EnvSettings.model_validate({"MLPIPELINE_AIRFLOW_URL": url, **values})
+
+    try:
+        wait_http(f"{url}/api/v2/monitor/health", server, timeout=120, log=log)
+        said = trigger_dag(settings(MLPIPELINE_AIRFLOW_USERNAME="monitor", MLPIPELINE_AIRFLOW_PASSWORD=password), drift)
+        run_id = said.rsplit(" ", 1)[-1]
+        assert run_id.startswith("drift__")
+        token = httpx.post(f"{url}/auth/token", json={"username": "monitor", "password": password}).json()
+        run = httpx.get(
+            f"{url}/api/v2/dags/mlpipeline/dagRuns/{run_id}",
+            headers={"authorization": f"Bearer {token['access_token']}"},
+        ).json()
+        assert run["conf"] == {"commit": ""}  # the workspace as it is: new data retrains, the gate decides
+        assert run["note"] == "retraining: drift in petal_length_cm"
+        assert run["run_type"] == "manual"
+
+        with pytest.raises(MlpipelineError, match=r"Airflow refused to start mlpipeline.*HTTP 401"):
+            trigger_dag(settings(MLPIPELINE_AIRFLOW_USERNAME="monitor", MLPIPELINE_AIRFLOW_PASSWORD="wrong"), drift)
+        with pytest.raises(ConfigError, match="set MLPIPELINE_AIRFLOW_URL"):
+            trigger_dag(EnvSettings.model_validate({}), drift)
+    finally:
+        stop_group(server)
+    with pytest.raises(ServiceUnavailableError, match="unreachable"):
+        trigger_dag(settings(), drift)
