@@ -65,7 +65,10 @@ class Block:
 
 def fenced(page: Path) -> list[tuple[int, str, list[str], str]]:
     """Every fenced block of ``page``: (line of the fence, language, body lines, the last text line before it)."""
-    blocks, body, lang, start, before, previous = [], [], None, 0, "", ""
+    blocks: list[tuple[int, str, list[str], str]] = []
+    body: list[str] = []
+    lang: str | None = None
+    start, before, previous = 0, "", ""
     for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
         fence = FENCE.match(line)
         if lang is None and fence:
