@@ -30,6 +30,7 @@ def write_summary(path: Path, shift: float, version: str = "3") -> dict[str, obj
     summary = compare(iris_like(rng, 120), iris_like(rng, 300, shift), KINDS, MonitorParams())
     summary.context = {"version": version, "checked_at": "2026-12-01T20:00:00Z"}
     data = summary.to_json()
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return data
 

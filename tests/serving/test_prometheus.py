@@ -23,6 +23,8 @@ import yaml
 
 from tests.conftest import REPO
 from tests.integration.services import free_port
+from tests.monitoring.test_drift import KINDS
+from tests.monitoring.test_gauges import write_summary
 from tests.serving.conftest import NAME, Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("serving")]
@@ -71,7 +73,7 @@ def test_the_shipped_configuration_checks_out() -> None:
     _, promtool = _prometheus()
     rules = subprocess.run([promtool, "check", "rules", str(MONITORING / "alerts.yml")], capture_output=True, text=True)
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "4 rules found" in rules.stdout
+    assert "6 rules found" in rules.stdout
     datasource = yaml.safe_load((MONITORING / "grafana/provisioning/datasources/prometheus.yml").read_text())
     assert datasource["datasources"][0]["uid"] == "prometheus"
     assert all("mlpipeline_" in expr or expr.startswith("up{") for expr in dashboard_queries())
@@ -84,6 +86,7 @@ def test_prometheus_scrapes_the_server_and_the_dashboard_queries_evaluate(
     serve_port, prom_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLPIPELINE_"))}
     env.update(MLFLOW_TRACKING_URI=store.uri, MLPIPELINE_SERVE_POLL_SECONDS="0", PYTHONPATH=str(REPO / "src"))
+    write_summary(tmp_path / "reports" / "drift" / "summary.json", shift=0.0)  # as `mlpipeline monitor` leaves it
     server = subprocess.Popen(
         [sys.executable, "-m", "mlpipeline", "serve", "--model", NAME, "--port", str(serve_port)],
         cwd=tmp_path,
@@ -130,11 +133,21 @@ def test_prometheus_scrapes_the_server_and_the_dashboard_queries_evaluate(
         rows_total = query(prom_port, "mlpipeline_predicted_rows_total")
         assert float(rows_total[0]["value"][1]) == 60
         wait_for(lambda: query(prom_port, 'mlpipeline_prediction_log_total{outcome="written"} >= 60'), "the log")
+        drift = wait_for(lambda: query(prom_port, "mlpipeline_drift_score"), "the drift scores to be scraped")
+        assert {series["metric"]["column"] for series in drift} == set(KINDS)
+        assert query(prom_port, "mlpipeline_drift_detected == 0")  # fresh traffic: no drift, no alert
         for expr in dashboard_queries():  # valid PromQL over real series (an empty rate is fine, an error is not)
             query(prom_port, expr)
         groups = get(f"http://127.0.0.1:{prom_port}/api/v1/rules")["data"]["groups"]
         rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
-        assert set(rules) == {"ModelServerDown", "ModelServerErrors", "ModelServerSlow", "PredictionLogLosing"}
+        assert set(rules) == {
+            "ModelServerDown",
+            "ModelServerErrors",
+            "ModelServerSlow",
+            "PredictionLogLosing",
+            "PredictionsDrifted",
+            "DriftCheckStale",
+        }
         wait_for(lambda: get(f"http://127.0.0.1:{prom_port}/api/v1/rules")["data"]["groups"][0]["rules"][0].get(
             "lastEvaluation", "").startswith("2"), "the rules to be evaluated")  # fmt: skip
         firing = [r["name"] for r in get(f"http://127.0.0.1:{prom_port}/api/v1/alerts")["data"]["alerts"]]

@@ -38,6 +38,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import to_json
 
 from mlpipeline.errors import ServiceUnavailableError
+from mlpipeline.monitoring.gauges import DriftCollector
 from mlpipeline.monitoring.predictions import FeedbackStore, PredictionLog
 from mlpipeline.serving.metrics import ANSWERED_BY, CONTENT_TYPE, MetricsMiddleware, ServerMetrics
 from mlpipeline.serving.model import LoadedModel, ModelHolder
@@ -314,6 +315,7 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challen
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     metrics = ServerMetrics()
+    metrics.registry.register(DriftCollector(Path(settings.drift_summary)))  # the last `mlpipeline monitor`
     log = prediction_log(settings)
     if log is not None:
         metrics.watch_log(log.stats)
