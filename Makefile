@@ -123,7 +123,7 @@ run-docker: ## Run the pipeline with every stage in its own container, driven by
 run-stage: ## Run one stage (and what it needs) in containers: make run-stage STAGE=train
 	@test -n "$(STAGE)" || { echo "usage: make run-stage STAGE=<$(STAGES)>"; exit 1; }
 	$(require_runner)
-	@$(COMPOSE_ENV) $(COMPOSE) run --rm dvc-runner dvc repro --single-item $(STAGE)
+	@$(COMPOSE_ENV) $(COMPOSE) run --rm dvc-runner dvc repro $(STAGE)
 
 serve: setup ## Serve the champion over HTTP on 127.0.0.1:8000 (SERVE_PORT=..., mlpipeline serve)
 	@mlpipeline serve --port $(SERVE_PORT) $(ARGS)

@@ -60,11 +60,37 @@ class Champion:
     reference: pd.DataFrame
 
 
+def load_reference(run_id: str, version_tags: dict[str, str], schema: Schema, model: Any) -> pd.DataFrame:
+    """The reference of the model trained in ``run_id``: the logged artifact, else the training split its lineage
+    names (from the DVC cache), with the model's predictions computed now."""
+    import pandas as pd
+
+    from mlpipeline.io import tracking
+    from mlpipeline.monitoring import reference
+
+    with tempfile.TemporaryDirectory(prefix="mlpipeline-reference-") as tmp:
+        path = tracking.download_run_artifact(run_id, reference.ARTIFACT, Path(tmp))
+        if path is not None:
+            return pd.read_parquet(path, engine="pyarrow")
+    train_md5 = version_tags.get("data.train.md5")
+    if train_md5:
+        from mlpipeline.io.files import read_table
+        from mlpipeline.io.remote import cached_file
+
+        cached = cached_file(train_md5)
+        if cached is not None:
+            return reference.build(read_table(cached, "preprocess", schema.csv_dtypes()), schema, model, seed=0)
+    raise MlpipelineError(
+        f"run {run_id} logged no drift reference ({reference.ARTIFACT}) and its training data (data.train.md5 "
+        f"{train_md5 or 'not tagged'}) is not in this project's DVC cache: retrain (`make run`) to log one, "
+        "or `dvc pull` the data it was trained on"
+    )
+
+
 def load_champion(name: str, version: str | None) -> Champion:
     """The version to watch (default: the ``champion`` alias), its schema and its drift reference."""
     from mlpipeline.core.schema import Schema
     from mlpipeline.io import registry, tracking
-    from mlpipeline.monitoring import reference
 
     target = version or registry.alias_version(name, registry.CHAMPION)
     if target is None:
@@ -76,7 +102,7 @@ def load_champion(name: str, version: str | None) -> Champion:
     schema = Schema.model_validate(metadata)
     with tracking.translate_errors(f"reading {name} v{target}"):
         mv = tracking.client().get_model_version(name, target)
-    frame = reference.load(str(mv.run_id), dict(mv.tags), schema, model)
+    frame = load_reference(str(mv.run_id), dict(mv.tags), schema, model)
     return Champion(name, str(target), str(mv.run_id), schema, frame)
 
 

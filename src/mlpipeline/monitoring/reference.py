@@ -3,8 +3,8 @@
 Train logs ``monitoring/reference.parquet`` to the run that registers the model: a seeded sample of at most
 :data:`MAX_ROWS` training rows with each feature as the model takes it, the label (:data:`TARGET`) and the model's
 own prediction for the row (:data:`PREDICTION`, a class name or a value, as the server answers). ``mlpipeline
-monitor`` compares recent served rows with it. A version trained before the reference was logged is found
-through its lineage instead: the ``data.train.md5`` tag names the training split in the DVC cache.
+monitor`` compares recent served rows with it (:func:`mlpipeline.monitoring.monitor.load_reference`; this module
+stays small because train imports it).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from mlpipeline.errors import MlpipelineError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,29 +47,3 @@ def log(frame: pd.DataFrame) -> None:
         path = Path(tmp) / Path(ARTIFACT).name
         frame.to_parquet(path, engine="pyarrow", index=False)
         mlflow.log_artifact(str(path), artifact_path=str(Path(ARTIFACT).parent))
-
-
-def load(run_id: str, version_tags: dict[str, str], schema: Schema, model: Any) -> pd.DataFrame:
-    """The reference of the model trained in ``run_id``: the logged artifact, else the training split its lineage
-    names (from the DVC cache), with the model's predictions computed now."""
-    import pandas as pd
-
-    from mlpipeline.io import tracking
-
-    with tempfile.TemporaryDirectory(prefix="mlpipeline-reference-") as tmp:
-        path = tracking.download_run_artifact(run_id, ARTIFACT, Path(tmp))
-        if path is not None:
-            return pd.read_parquet(path, engine="pyarrow")
-    train_md5 = version_tags.get("data.train.md5")
-    if train_md5:
-        from mlpipeline.io.files import read_table
-        from mlpipeline.io.remote import cached_file
-
-        cached = cached_file(train_md5)
-        if cached is not None:
-            return build(read_table(cached, "preprocess", schema.csv_dtypes()), schema, model, seed=0)
-    raise MlpipelineError(
-        f"run {run_id} logged no drift reference ({ARTIFACT}) and its training data (data.train.md5 "
-        f"{train_md5 or 'not tagged'}) is not in this project's DVC cache: retrain (`make run`) to log one, "
-        "or `dvc pull` the data it was trained on"
-    )
