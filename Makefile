@@ -209,16 +209,16 @@ ui: setup ## Open the MLflow UI on the local store (MLFLOW_TRACKING_URI if set)
 	@mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(UI_PORT)
 
 lint: setup ## Lint, format check and type check (ruff, mypy); the GitHub workflows (schema, zizmor), offline
-	@ruff check src tests benchmarks airflow
-	@ruff format --check src tests benchmarks airflow
+	@ruff check src tests benchmarks airflow monitoring
+	@ruff format --check src tests benchmarks airflow monitoring
 	@mlpipeline airflow-spec --check
 	@mypy
 	@check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	@zizmor --offline --quiet .github/workflows
 
 format: setup ## Format the code and fix what ruff can
-	@ruff format src tests benchmarks airflow
-	@ruff check --fix src tests benchmarks airflow
+	@ruff format src tests benchmarks airflow monitoring
+	@ruff check --fix src tests benchmarks airflow monitoring
 
 test: setup airflow-setup monitor-setup ## Run all tests (unit + integration; engine-bound tiers skip with a reason when absent)
 	@pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
