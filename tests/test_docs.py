@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,47 +180,20 @@ def page_env(project: Path, needs: str | None) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Copies:
-    """One copy of the project per page, made when its first block runs, and the pages whose commands failed."""
-
-    projects: dict[Path, Project] = field(default_factory=dict)
-    failed: set[Path] = field(default_factory=set)
-
-
-@pytest.fixture(scope="module")
-def copies() -> Iterator[Copies]:
-    made = Copies()
-    yield made
-    for project in made.projects.values():  # the stage worker `make run` started in the copy
-        stop = [sys.executable, "-P", "src/mlpipeline/runtimes/zygote.py", "stop"]
-        env = page_env(project.root, None)
-        subprocess.run(stop, cwd=project.root, env=env, capture_output=True, check=False, timeout=60)
+def stop_worker(project: Project) -> None:
+    """Stop the stage worker `make run` started in the copy."""
+    stop = [sys.executable, "-P", "src/mlpipeline/runtimes/zygote.py", "stop"]
+    env = page_env(project.root, None)
+    subprocess.run(stop, cwd=project.root, env=env, capture_output=True, check=False, timeout=60)
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize(
-    "block", [pytest.param(b, id=b.id, marks=pytest.mark.xdist_group(f"docs-{b.page.stem}")) for b in BLOCKS]
-)
-def test_documented_commands_run_as_shown(
-    block: Block, copies: Copies, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    if block.page in copies.failed:
-        pytest.skip(f"an earlier command of {block.page.name} failed")
-    if block.needs:
-        assert block.needs in SERVICES, f"{block.id}: unknown service {block.needs!r} (known: {', '.join(SERVICES)})"
-        reason = SERVICES[block.needs]()
-        if reason:
-            pytest.skip(f"{block.id} needs {block.needs}: {reason}")
-    if block.page not in copies.projects:
-        copies.projects[block.page] = Project(copy_project(tmp_path_factory.mktemp(block.page.stem)))
-    root = copies.projects[block.page].root
-    env = page_env(root, block.needs)
-    copies.failed.add(block.page)  # until every command of the block has done what the page says
+def run_block(block: Block, project: Project) -> None:
+    """Run the block's commands in order; fail naming the page line when a status or an output differs."""
+    env = page_env(project.root, block.needs)
     for command in block.commands:
         done = subprocess.run(
             ["bash", "-c", command.text],
-            cwd=root,
+            cwd=project.root,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -234,7 +207,36 @@ def test_documented_commands_run_as_shown(
         shown = "\n".join(command.output)
         if command.output and not matches(command.output, done.stdout):
             pytest.fail(f"{where}\nthe output differs from the page.\n--- shown:\n{shown}\n--- actual:\n{done.stdout}")
-    copies.failed.discard(block.page)
+
+
+# One test per page, its blocks in order as subtests: a page's commands build on each other in one copy, and a
+# test is the unit pytest-xdist never splits across workers.
+@pytest.mark.integration
+@pytest.mark.parametrize("page", sorted({block.page for block in BLOCKS}), ids=lambda page: page.stem)
+def test_documented_commands_run_as_shown(
+    page: Path, subtests: pytest.Subtests, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    project: Project | None = None
+    failed: str | None = None
+    try:
+        for block in (b for b in BLOCKS if b.page == page):
+            with subtests.test(msg=block.id):
+                if failed:
+                    pytest.skip(f"an earlier command of {page.name} failed ({failed})")
+                if block.needs:
+                    known = ", ".join(SERVICES)
+                    assert block.needs in SERVICES, f"{block.id}: unknown service {block.needs!r} (known: {known})"
+                    reason = SERVICES[block.needs]()
+                    if reason:
+                        pytest.skip(f"{block.id} needs {block.needs}: {reason}")
+                if project is None:
+                    project = Project(copy_project(tmp_path_factory.mktemp(page.stem)))
+                failed = block.id  # until every command of the block has done what the page says
+                run_block(block, project)
+                failed = None
+    finally:
+        if project is not None:
+            stop_worker(project)
 
 
 # ---- what the pages say exists ----
