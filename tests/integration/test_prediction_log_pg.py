@@ -56,3 +56,55 @@ def test_an_unreachable_database_costs_the_log_not_the_requests_and_never_shows_
     assert caplog.text.count("prediction log: cannot write to PostgreSQL (MLPIPELINE_PREDICTION_LOG_URL)") == 1
     assert "s3cret-pw" not in caplog.text
     assert "s3cret-pw" not in repr(EnvSettings(MLPIPELINE_PREDICTION_LOG_URL=url))  # type: ignore[call-arg]
+
+
+def test_feedback_is_stored_in_its_table_all_or_nothing(database: str) -> None:
+    from mlpipeline.errors import ServiceUnavailableError
+    from mlpipeline.monitoring.predictions import FeedbackStore, read_feedback_table
+
+    url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    store = FeedbackStore(Path("unused"), database_url=url)
+    store.write([{"request": "a-1", "row": 0, "label": "setosa"}, {"request": "a-1", "row": 1, "label": "virginica"}])
+    store.write([{"request": "b-2", "row": 0, "value": 3.5}])
+    items = read_feedback_table(url)
+    assert [(i["request"], i["row"], i.get("label"), i.get("value")) for i in items] == [
+        ("a-1", 0, "setosa", None),
+        ("a-1", 1, "virginica", None),
+        ("b-2", 0, None, 3.5),
+    ]
+    down = FeedbackStore(Path("unused"), database_url="postgresql://postgres:pw-xyz@127.0.0.1:1/nowhere")
+    with pytest.raises(ServiceUnavailableError, match="cannot store feedback in PostgreSQL") as failed:
+        down.write([{"request": "c-3", "row": 0, "label": "setosa"}])
+    assert "pw-xyz" not in str(failed.value)
+    assert len(read_feedback_table(url)) == 3
+
+
+def test_a_table_from_before_roles_gains_the_column_and_its_rows_read_as_the_champions(database: str) -> None:
+    import psycopg2
+
+    url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:  # the table as the last release made it
+        cursor.execute("DROP TABLE IF EXISTS mlpipeline_predictions")  # this module's database: its own rows only
+        cursor.execute(
+            "CREATE TABLE mlpipeline_predictions (id bigserial PRIMARY KEY, time timestamptz NOT NULL, request text "
+            "NOT NULL, latency_ms real NOT NULL, body jsonb NOT NULL, response jsonb NOT NULL)"
+        )
+        answer = {"model": "m", "version": "1", "predictions": [{"label": "a"}]}
+        cursor.execute(
+            "INSERT INTO mlpipeline_predictions (time, request, latency_ms, body, response) "
+            "VALUES (now(), 'old-1', 0.4, %s, %s)",
+            (json.dumps({"rows": [{"x": 1.0}]}), json.dumps(answer)),
+        )
+    connection.close()
+    log = PredictionLog(Path("unused"), database_url=url)
+    answer = {"model": "m", "version": "2", "predictions": [{"label": "b"}]}
+    log.record(0.3, b'{"rows": [{"x": 2.0}]}', json.dumps(answer).encode(), 1, "new-1", "challenger")
+    log.close()
+    rows = read_table(url)
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:  # the other tests count their rows
+        cursor.execute("DROP TABLE mlpipeline_predictions")
+    connection.close()
+    assert [(r["request"], r["role"], r["version"]) for r in rows] == [
+        ("old-1", "champion", "1"),
+        ("new-1", "challenger", "2"),
+    ]
