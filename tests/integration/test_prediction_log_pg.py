@@ -108,3 +108,19 @@ def test_a_table_from_before_roles_gains_the_column_and_its_rows_read_as_the_cha
         ("old-1", "champion", "1"),
         ("new-1", "challenger", "2"),
     ]
+
+
+def test_the_monitor_reads_the_served_rows_from_postgresql(database: str) -> None:
+    from mlpipeline.errors import ServiceUnavailableError
+    from mlpipeline.monitoring.monitor import served_rows
+
+    url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    log = PredictionLog(Path("unused"), database_url=url)
+    offer(log, 5, version="7")
+    log.close()
+    rows = served_rows(EnvSettings(MLPIPELINE_PREDICTION_LOG_URL=url), None)  # type: ignore[call-arg]
+    assert [r["version"] for r in rows][-10:] == ["7"] * 10
+    down = EnvSettings(MLPIPELINE_PREDICTION_LOG_URL="postgresql://postgres:pw-xyz@127.0.0.1:1/x")  # type: ignore[call-arg]
+    with pytest.raises(ServiceUnavailableError, match="cannot read the prediction log from PostgreSQL") as failed:
+        served_rows(down, None)
+    assert "pw-xyz" not in str(failed.value)
