@@ -150,8 +150,15 @@ def test_prometheus_scrapes_the_server_and_the_dashboard_queries_evaluate(
         }
         wait_for(lambda: get(f"http://127.0.0.1:{prom_port}/api/v1/rules")["data"]["groups"][0]["rules"][0].get(
             "lastEvaluation", "").startswith("2"), "the rules to be evaluated")  # fmt: skip
-        firing = [r["name"] for r in get(f"http://127.0.0.1:{prom_port}/api/v1/alerts")["data"]["alerts"]]
-        assert firing == []  # a healthy server raises no alert
+        alerts = {
+            a["labels"]["alertname"]: a["state"]
+            for a in get(f"http://127.0.0.1:{prom_port}/api/v1/alerts")["data"]["alerts"]
+        }
+        # A healthy server with fresh traffic raises no alert. The one exception is latency: on a loaded machine
+        # (CI runs the whole suite on 2 cores) the first requests' p99 can pass 50 ms, so ModelServerSlow may be
+        # pending -- but never firing, as it must hold for 10 minutes first.
+        assert set(alerts) <= {"ModelServerSlow"}, alerts
+        assert "firing" not in alerts.values(), alerts
     finally:
         for proc in (scraper, server):
             os.killpg(proc.pid, signal.SIGTERM)
