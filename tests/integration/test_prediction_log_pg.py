@@ -124,3 +124,25 @@ def test_the_monitor_reads_the_served_rows_from_postgresql(database: str) -> Non
     with pytest.raises(ServiceUnavailableError, match="cannot read the prediction log from PostgreSQL") as failed:
         served_rows(down, None)
     assert "pw-xyz" not in str(failed.value)
+
+
+def test_a_restarted_server_remembers_the_newest_answers_and_labels_from_postgresql(database: str) -> None:
+    from mlpipeline.monitoring.predictions import FeedbackStore, last_answers
+
+    url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    log = PredictionLog(Path("unused"), database_url=url)
+    for i in range(6):
+        answer = json.dumps({"model": "m", "version": "1", "predictions": [{"label": "a"}] * 2}).encode()
+        log.record(0.1, b'{"rows": [{"x": 1}, {"x": 2}]}', answer, 2, request_id=f"r-{i}")
+    shadow = json.dumps({"model": "m", "version": "2", "predictions": [{"label": "b"}] * 2}).encode()
+    log.record(0.1, b'{"rows": [{"x": 1}, {"x": 2}]}', shadow, 2, request_id="r-5", role="shadow")
+    log.close()
+    FeedbackStore(Path("unused"), database_url=url).write([{"request": "r-4", "row": 0, "label": "a"}])
+    answers, labelled = last_answers(Path("unused"), rows=4, database_url=url)
+    assert [(request, role, rows) for request, role, rows, _ in answers] == [
+        ("r-4", "champion", 2),
+        ("r-5", "champion", 2),
+        ("r-5", "shadow", 2),
+    ]
+    assert json.loads(answers[2][3])["version"] == "2"
+    assert labelled == {("r-4", 0)}

@@ -136,3 +136,48 @@ def test_feedback_that_cannot_be_stored_is_an_error_naming_where(tmp_path: Path)
     blocked.write_text("a file where the log folder should be")
     with pytest.raises(ServiceUnavailableError, match=r"cannot store feedback in .*not-a-folder"):
         FeedbackStore(blocked / "log").write([{"request": "a-1", "row": 0, "label": "x"}])
+
+
+def test_a_line_cut_short_by_a_crash_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = PredictionLog(tmp_path)
+    offer(log, 3)
+    log.close()
+    (path,) = tmp_path.glob("predictions-*.jsonl")
+    whole = path.read_bytes()
+    path.write_bytes(whole + whole.splitlines(keepends=True)[0][:40])  # killed in the middle of the next write
+    with caplog.at_level(logging.WARNING):
+        logged = read_log(tmp_path)
+    assert len(logged) == 3 * 2
+    assert "skipped 1 unreadable line(s)" in caplog.text
+
+
+def test_the_last_answers_cover_the_rows_asked_for_with_their_shadows_and_labels(tmp_path: Path) -> None:
+    from mlpipeline.monitoring.predictions import last_answers
+
+    log = PredictionLog(tmp_path, max_file_bytes=1_000)  # several files: read newest first
+    for i in range(10):
+        answer = json.dumps({"model": "m", "version": "1", "predictions": [{"label": "a"}] * 2}).encode()
+        log.record(0.1, b'{"rows": [{"x": 1}, {"x": 2}]}', answer, 2, request_id=f"r-{i}")
+        if i % 2:
+            shadow = json.dumps({"model": "m", "version": "2", "predictions": [{"label": "b"}] * 2}).encode()
+            log.record(0.1, b'{"rows": [{"x": 1}, {"x": 2}]}', shadow, 2, request_id=f"r-{i}", role="shadow")
+        time.sleep(0.06)  # one write a request: files roll over between them
+    log.close()
+    assert len(list(tmp_path.glob("predictions-*.jsonl"))) > 1
+    FeedbackStore(tmp_path).write(
+        [{"request": "r-8", "row": 1, "label": "a"}, {"request": "r-0", "row": 0, "label": "a"}]
+    )
+    answers, labelled = last_answers(tmp_path, rows=5)
+    # 5 rows: the three newest requests (2 rows each), oldest first, each shadow after its request.
+    assert [(request, role, rows) for request, role, rows, _ in answers] == [
+        ("r-7", "champion", 2),
+        ("r-7", "shadow", 2),
+        ("r-8", "champion", 2),
+        ("r-9", "champion", 2),
+        ("r-9", "shadow", 2),
+    ]
+    assert json.loads(answers[2][3])["predictions"] == [{"label": "a"}] * 2
+    assert labelled == {("r-8", 1)}  # r-0 is older than the rows asked for
+    assert last_answers(tmp_path / "nothing-here", rows=5) == ([], set())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,50 @@ def test_labels_are_checked_per_item_stored_and_scored(store: Registry, rows: li
     counted = scrape(client)["mlpipeline_feedback_rows_total"]
     assert counted[(("outcome", "correct"), ("role", "champion"), ("version", "1"))] == 1
     assert counted[(("outcome", "wrong"), ("role", "champion"), ("version", "1"))] == 1
+
+
+def test_a_restarted_server_takes_labels_for_what_it_answered_before(
+    store: Registry, rows: list, log_dir: Path
+) -> None:
+    with server(store, log_dir, serve_feedback_window=4) as before:
+        gone, _ = answered(before, rows[:1])  # beyond the window after the next requests: not remembered
+        old, labels = answered(before, rows[1:3])
+        last, last_labels = answered(before, rows[3:5])
+        assert before.post("/feedback", json={"items": [{"request_id": old, "label": labels[0]}]}).json()["stored"]
+    # The server stopped (its log flushed); a new process over the same log remembers the newest 4 rows.
+    with server(store, log_dir, serve_feedback_window=4) as after:
+        items = [
+            {"request_id": old, "row": 0, "label": labels[0]},
+            {"request_id": old, "row": 1, "label": labels[1]},
+            {"request_id": last, "row": 1, "label": last_labels[1]},
+            {"request_id": last, "row": 2, "label": last_labels[1]},
+            {"request_id": gone, "row": 0, "label": "setosa"},
+        ]
+        answer = after.post("/feedback", json={"items": items}).json()
+        assert [item["status"] for item in answer["items"]] == [
+            "already_labelled",
+            "stored",
+            "stored",
+            "row_out_of_range",
+            "unknown_request",
+        ]
+        counted = scrape(after)["mlpipeline_feedback_rows_total"]
+        assert counted[(("outcome", "correct"), ("role", "champion"), ("version", "1"))] == 2
+    assert [(f["request"], f["row"]) for f in read_feedback(log_dir)] == [(old, 0), (old, 1), (last, 1)]
+
+
+def test_an_unreadable_log_costs_the_memory_of_earlier_answers_not_the_server(
+    store: Registry, rows: list, log_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_dir.mkdir()
+    (log_dir / "predictions-20260101T000000000000-1.jsonl").write_text('{"not": "a logged request"}\n')
+    with caplog.at_level(logging.WARNING), server(store, log_dir) as client:
+        request_id, labels = answered(client, rows[:1])
+        assert client.post("/feedback", json={"items": [{"request_id": request_id, "label": labels[0]}]}).json()[
+            "stored"
+        ]
+    assert "feedback: cannot read earlier answers from the prediction log in" in caplog.text
+    assert "unknown_request" in caplog.text
 
 
 def test_feedback_in_shadow_mode_scores_the_challenger_too(

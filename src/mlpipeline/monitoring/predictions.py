@@ -39,6 +39,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -260,19 +261,90 @@ def read_table(database_url: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _lines(path: Path) -> list[dict[str, Any]]:
+    """The requests logged in one file, in order. A line cut short (the server was killed while writing: only
+    then can a line lack its end) is skipped with a warning instead of failing every reader of the log."""
+    logged, torn = [], 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                logged.append(json.loads(line))
+            except ValueError:
+                torn += 1
+    if torn:
+        logger.warning("prediction log: skipped %d unreadable line(s) in %s (cut short by a crash?)", torn, path)
+    return logged
+
+
 def read_log(directory: Path) -> list[dict[str, Any]]:
     """Every logged row, oldest file first, as ``{time, request, role, model, version, latency_ms, row, inputs,
     output}`` (``row``: its place in the request's batch; lines written before roles were logged: champion)."""
     rows: list[dict[str, Any]] = []
     for path in sorted(directory.glob(f"{PREFIX}*.jsonl")):
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    logged = json.loads(line)
-                    head = {key: logged[key] for key in ("time", "request", "latency_ms")}
-                    head["role"] = logged.get("role", "champion")
-                    rows.extend(_rows_of(head, logged["body"], logged["response"]))
+        for logged in _lines(path):
+            head = {key: logged[key] for key in ("time", "request", "latency_ms")}
+            head["role"] = logged.get("role", "champion")
+            rows.extend(_rows_of(head, logged["body"], logged["response"]))
     return rows
+
+
+# One answer as the server remembers it for feedback: (request id, role, rows, the answer's JSON).
+Answer = tuple[str, str, int, bytes]
+
+
+def last_answers(
+    directory: Path, rows: int, database_url: str | None = None
+) -> tuple[list[Answer], set[tuple[str, int]]]:
+    """The newest logged answers covering at least ``rows`` answered rows, oldest first, with the shadow answers
+    among them; and which ``(request, row)`` of them were labelled already. A restarted server remembers them, so
+    labels for requests an earlier process answered are still taken (and none twice).
+    """
+    if database_url:
+        return _last_answers_table(database_url, rows)
+    logged = (
+        (line["request"], line.get("role", "champion"), line["response"])
+        for path in sorted(directory.glob(f"{PREFIX}*.jsonl"), reverse=True)
+        for line in reversed(_lines(path))
+    )
+    newest = _newest(logged, rows)
+    known = {request for request, *_ in newest}
+    labelled = {(f["request"], f["row"]) for f in read_feedback(directory) if f["request"] in known}
+    return newest, labelled
+
+
+def _newest(logged: Iterable[tuple[str, str, dict[str, Any]]], rows: int) -> list[Answer]:
+    """From ``(request, role, answer)`` newest first: enough to cover ``rows`` answered rows, oldest first."""
+    newest: list[Answer] = []
+    counted = 0
+    for request, role, answer in logged:
+        size = len(answer["predictions"])
+        newest.append((request, role, size, json.dumps(answer).encode()))
+        counted += 0 if role == "shadow" else size  # a shadow answer was never sent: it covers no row
+        if counted >= rows:
+            break
+    newest.reverse()
+    return newest
+
+
+def _last_answers_table(database_url: str, rows: int) -> tuple[list[Answer], set[tuple[str, int]]]:
+    import psycopg2
+
+    with psycopg2.connect(database_url, connect_timeout=5) as connection, connection.cursor() as cursor:
+        cursor.execute(TABLE)
+        cursor.execute(FEEDBACK_TABLE)
+        # Every request answered at least one row: the newest `rows` requests cover the newest `rows` rows.
+        cursor.execute(
+            "SELECT request, role, response FROM mlpipeline_predictions ORDER BY id DESC LIMIT %s", (2 * rows,)
+        )
+        newest = _newest(cursor.fetchall(), rows)
+        cursor.execute(
+            "SELECT request, row FROM mlpipeline_feedback WHERE request = ANY(%s)", ([r for r, *_ in newest],)
+        )
+        labelled = {(request, row) for request, row in cursor.fetchall()}
+    connection.close()
+    return newest, labelled
 
 
 FEEDBACK_PREFIX = "feedback-"

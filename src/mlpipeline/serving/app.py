@@ -240,6 +240,33 @@ def feedback_store(settings: EnvSettings) -> FeedbackStore | None:
     return FeedbackStore(Path(settings.prediction_log_dir), database_url=url)
 
 
+def remember_logged(recent: RecentAnswers, settings: EnvSettings) -> None:
+    """Fill ``recent`` with the answers the prediction log holds from earlier processes (the newest
+    ``MLPIPELINE_SERVE_FEEDBACK_WINDOW`` rows), so that labels arriving after a restart or a redeploy are taken.
+    A log that cannot be read costs only that memory: the server starts, and says so."""
+    from mlpipeline.monitoring.predictions import last_answers
+
+    url = settings.prediction_log_url.get_secret_value() if settings.prediction_log_url else None
+    directory = Path(settings.prediction_log_dir)
+    if url is None and not directory.is_dir():
+        return
+    try:
+        answers, labelled = last_answers(directory, recent.capacity, url)
+    except Exception as exc:  # a database down, a file unreadable: never a reason not to serve
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = "PostgreSQL (MLPIPELINE_PREDICTION_LOG_URL)" if url else str(directory)
+        logger.warning(
+            "feedback: cannot read earlier answers from the prediction log in %s (%s); labels for requests "
+            "answered before this start will be unknown_request",
+            where,
+            reason,
+        )
+        return
+    recent.restore(answers, labelled)
+    if answers:
+        logger.info("feedback: remembered %d earlier answers from the prediction log", len(recent))
+
+
 def follow_challenger(holder: ModelHolder, settings: EnvSettings) -> ModelHolder:
     """A holder following the challenger alias of the champion's registered model; empty until first refreshed."""
     from mlpipeline.io import registry
@@ -321,6 +348,8 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challen
         metrics.watch_log(log.stats)
     feedback = feedback_store(settings)
     recent = RecentAnswers(settings.serve_feedback_window)
+    if feedback is not None:
+        remember_logged(recent, settings)
     ids = RequestIds()
     router = Router(Split(settings.serve_ab_mode, settings.serve_ab_share), settings.serve_ab_salt)
     challenger = challenger or follow_challenger(holder, settings)

@@ -105,6 +105,22 @@ class RecentAnswers:
             while self._rows > self.capacity and len(self._answers) > 1:
                 self._rows -= self._answers.popitem(last=False)[1].rows
 
+    def restore(self, answers: list[tuple[str, str, int, bytes]], labelled: set[tuple[str, int]]) -> None:
+        """Remember answers an earlier process gave (``(request id, role, rows, answer)``, oldest first, shadow
+        answers after the answer they shadowed) and which of their rows were labelled already."""
+        for request_id, role, rows, answer in answers:
+            if role == "shadow":
+                self.add_shadow(request_id, answer)
+            else:
+                self.add(request_id, rows, role, answer)
+        with self._lock:
+            for request_id, row in labelled:
+                if (known := self._answers.get(request_id)) is not None:
+                    known.labelled.add(row)
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
     def add_shadow(self, request_id: str, answer: bytes) -> None:
         """The challenger's answer to a request the champion answered (if that is still remembered)."""
         with self._lock:
