@@ -122,7 +122,28 @@ def test_unreachable_tracking_server_is_a_clear_error(
     code, out = run_cli(capsys, "train")
     assert code == 4
     assert "MLflow tracking server http://127.0.0.1:9 is not reachable" in out
+    assert "start the team stack (`make up`)" in out  # a loopback server is the team stack's
     assert not (workdir / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "team_stack"),
+    [
+        ("http://127.0.0.1:5000", True),
+        ("http://localhost:9000", True),
+        ("http://minio:9000", True),  # from a compose container
+        ("https://dagshub.com/alice/iris.mlflow", False),
+        ("https://dagshub.com/alice/iris.s3", False),
+        ("https://s3.eu-west-1.amazonaws.com", False),
+        (None, False),  # AWS itself: no endpoint
+    ],
+)
+def test_an_unreachable_service_is_blamed_on_the_team_stack_only_when_it_is_one(
+    url: str | None, team_stack: bool
+) -> None:
+    from mlpipeline.errors import bring_up_hint
+
+    assert ("`make up`" in bring_up_hint(url)) is team_stack
 
 
 def test_contract_command_drafts_a_contract_the_data_passes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

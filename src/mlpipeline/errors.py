@@ -57,3 +57,18 @@ class ServiceUnavailableError(MlpipelineError):
     """A service the stage needs (MLflow tracking server, S3, Docker) cannot be reached."""
 
     exit_code = EXIT_SERVICE
+
+
+# The team stack's services, as a URL names them from the host (loopback) or from a compose container.
+TEAM_STACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "minio", "mlflow", "postgres"})
+
+
+def bring_up_hint(url: str | None) -> str:
+    """What to do about a service at ``url`` that does not answer: start the team stack when the URL is one of
+    its services; otherwise (DagsHub, AWS, a company server) `make up` would not help: check the network."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname if url else None
+    if host in TEAM_STACK_HOSTS:
+        return "start the team stack (`make up`)"
+    return "check your network connection and that the URL is right"

@@ -101,7 +101,7 @@ def test_dvc_push_pull_round_trip_and_faults(s3: Service, tmp_path: Path) -> Non
         s3.start()
     outputs.append(down)
     assert down.returncode == 4
-    assert "is not reachable" in down.stderr
+    assert "is not reachable: start the team stack (`make up`)" in down.stderr
     assert "nothing was lost" in down.stderr
     outputs.append(project.run("mlpipeline", "setup-remote", "--url", "s3://dvc-store/iris"))  # fresh S3: bucket again
     outputs.append(project.run("mlpipeline", "push"))
@@ -210,6 +210,14 @@ def test_dagshub_config_keeps_the_token_out_of_git(tmp_path: Path) -> None:
     assert "endpointurl = https://dagshub.com/alice/iris.s3" in config
     assert "remote = origin" in config
     assert token in project.path(".dvc/config.local").read_text()
+    assert project.path(".dvc/config.local").stat().st_mode & 0o077 == 0  # the owner's only
+    # Only lines added: the file's other settings and its comments are kept (DVC's config writer drops comments).
+    diff = project.run("git", "diff", "--numstat", "--", ".dvc/config").stdout.split()
+    assert diff[1] == "0", project.run("git", "diff", "--", ".dvc/config").stdout
+    assert "# Large outputs are not stored twice" in config
+    again = project.run("mlpipeline", "dagshub")  # idempotent: the same file again
+    assert again.returncode == 0
+    assert project.path(".dvc/config").read_text() == config
     env = project.path(".env").read_text()
     assert "MLFLOW_TRACKING_URI=https://dagshub.com/alice/iris.mlflow" in env
     assert "MLFLOW_TRACKING_USERNAME=alice" in env

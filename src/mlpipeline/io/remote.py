@@ -1,8 +1,9 @@
 """The DVC remote: S3 (MinIO, AWS) or DagsHub; set up idempotently, pushed and pulled with clear errors.
 
 The remote's URL and endpoint go to ``.dvc/config`` (tracked: teammates need them); credentials go to
-``.dvc/config.local`` (git-ignored). Configuration is written through DVC's own config API, so secrets never
-appear on a command line, and every message this module prints has the secrets scrubbed out.
+``.dvc/config.local`` (git-ignored, mode 0600). Both files are edited with configobj (the library DVC reads them
+with), keeping their other settings and comments; secrets never appear on a command line, and every message this
+module prints has the secrets scrubbed out.
 
 Failures are classified by type and error code, never by reading messages: before a push or pull, the S3
 endpoint is probed with boto3 (an unreachable endpoint, refused credentials and a missing bucket each have their
@@ -12,13 +13,15 @@ own exception or code), and a project with no remote at all is an error, not a s
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpipeline.errors import ConfigError, MlpipelineError, ServiceUnavailableError
+from mlpipeline.errors import ConfigError, MlpipelineError, ServiceUnavailableError, bring_up_hint
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +84,8 @@ def _classified(exc: Exception, remote: S3Remote, *, from_config: bool) -> Mlpip
     )
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return ServiceUnavailableError(
-            f"the S3 endpoint {where} of DVC remote {remote.name!r} is not reachable: start it (`make up`) or check "
-            "endpointurl in .dvc/config; nothing was lost, your data is still in the local cache: retry when it is up"
+            f"the S3 endpoint {where} of DVC remote {remote.name!r} is not reachable: {bring_up_hint(remote.endpoint)} "
+            "(endpointurl in .dvc/config); nothing was lost, your data is still in the local cache: retry when it is up"
         )
     if isinstance(exc, NoCredentialsError):
         return ConfigError(f"DVC remote {remote.name!r} has no S3 credentials: {fix}")
@@ -139,20 +142,40 @@ def _repo(root: Path | None = None) -> Any:
 
 
 def configure(remote: S3Remote, make_default: bool = True) -> None:
-    """Write the remote to .dvc/config (URL, endpoint) and its credentials to .dvc/config.local."""
-    repo = _repo()
-    with repo.config.edit("repo") as config:
-        entry: dict[str, Any] = {"url": remote.url}
-        if remote.endpoint:
-            entry["endpointurl"] = remote.endpoint
-        config["remote"][remote.name] = entry
-        if make_default:
-            config["core"]["remote"] = remote.name
-    with repo.config.edit("local") as config:
-        config["remote"][remote.name] = {
-            "access_key_id": remote.access_key_id,
-            "secret_access_key": remote.secret_access_key,
-        }
+    """Write the remote to .dvc/config (URL, endpoint) and its credentials to .dvc/config.local (readable by its
+    owner only). The files are edited in place: every other setting and every comment in them is kept (DVC's own
+    config writer, behind `dvc remote add`, drops the comments)."""
+    dvc_dir = Path(_repo().dvc_dir)
+    entry = {"url": remote.url} | ({"endpointurl": remote.endpoint} if remote.endpoint else {})
+    _edit_config(dvc_dir / "config", f'remote "{remote.name}"', entry, default=remote.name if make_default else None)
+    credentials = {"access_key_id": remote.access_key_id, "secret_access_key": remote.secret_access_key}
+    _edit_config(dvc_dir / "config.local", f'remote "{remote.name}"', credentials, private=True)
+
+
+def _edit_config(
+    path: Path, section: str, entry: dict[str, Any], default: str | None = None, private: bool = False
+) -> None:
+    """Replace ``section`` of a DVC config file with ``entry`` (and set ``core.remote`` to ``default``), keeping
+    the rest of the file and its comments; written atomically."""
+    from configobj import ConfigObj
+
+    config = ConfigObj(path.read_text(encoding="utf-8").splitlines() if path.exists() else [], write_empty_values=True)
+    config.indent_type = "    "  # as DVC writes them
+    config[section] = {key: str(value) for key, value in entry.items() if value is not None}
+    if default is not None:
+        if "core" not in config:
+            config["core"] = {}
+        config["core"]["remote"] = default
+    text = "\n".join(config.write()) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600 from the start
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if not private:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def remote_from_env(url: str = "", endpoint: str = "", name: str = "storage") -> S3Remote:

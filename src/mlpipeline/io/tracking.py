@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from mlpipeline.errors import MlpipelineError, ServiceUnavailableError
+from mlpipeline.errors import MlpipelineError, ServiceUnavailableError, bring_up_hint
 from mlpipeline.settings import DEFAULT_TRACKING_URI, env_settings, project_root
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def _check_server(uri: str, timeout: float = 3.0) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ServiceUnavailableError(
-            f"MLflow tracking server {uri} is not reachable ({reason}). Start it (`make up`) or unset "
+            f"MLflow tracking server {uri} is not reachable ({reason}): {bring_up_hint(uri)}, or unset "
             "MLFLOW_TRACKING_URI to use the local store"
         ) from exc
 
