@@ -103,6 +103,7 @@ def test_experiments_never_move_champion_until_applied_or_promoted(done: Project
     # 7. A model trained from uncommitted code cannot be rebuilt from any commit: UNREPRODUCIBLE, named.
     module = project.path("src/mlpipeline/core/models.py")
     module.write_text(module.read_text() + "\n# an uncommitted edit\n")
+    project.set_param("train.max_depth", 4)  # a new model (the same bytes would be v2 again: nothing registered)
     project.make("run")
     latest = str(versions(project))
     dirty = project.run("mlpipeline", "reproduce", latest, check=False)

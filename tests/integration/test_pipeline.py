@@ -103,10 +103,19 @@ def test_noop_and_selective_reruns(done: Project, tmp_path: Path) -> None:
     assert ran(project.repro().stdout) == ["check-params", "preprocess", "train", "evaluate", "promote"]
     assert len(project.path("data/processed/test.csv").read_text().splitlines()) == 46
 
+    registered = len(client(project).search_model_versions("name='iris-classifier'"))
     module = project.path("src/mlpipeline/stages/train.py")
     module.write_text(module.read_text() + "\n# edited\n")
-    # train reruns; the model comes out byte-identical, so evaluate and promote (which never import train.py) don't.
-    assert ran(project.repro().stdout) == ["train"]
+    # train reruns; the model comes out byte-identical, so evaluate and promote (which never import train.py) don't,
+    # and train registers nothing: the model is the version already registered (and gated), not a new one that
+    # nothing would ever evaluate or gate.
+    rerun = project.repro()
+    assert ran(rerun.stdout) == ["train"]
+    assert "came out byte-identical to iris-classifier v3" in rerun.stderr
+    # The same for a param the model does not use (C is the linear models'): train reruns, nothing is registered.
+    project.set_param("train.C", 5.0)
+    assert ran(project.repro().stdout) == ["check-params", "train"]
+    assert len(client(project).search_model_versions("name='iris-classifier'")) == registered
 
     module = project.path("src/mlpipeline/stages/validate.py")
     module.write_text(module.read_text() + "\n# edited\n")

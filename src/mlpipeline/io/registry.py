@@ -68,6 +68,31 @@ def version_of_run(name: str, run_id: str) -> str:
     return str(max(int(v.version) for v in versions))
 
 
+def twin(name: str, experiment: str, model_md5: str, data_md5: str | None) -> tuple[str, str] | None:
+    """A version of ``name`` already holding exactly these model bytes, trained on the same data by a run of
+    ``experiment`` that finished, as ``(version, run id)`` (the newest, if several); None when there is none.
+
+    Training again can give the same bytes: a train param that does not apply to the chosen model (``C`` for a
+    random forest), a code change that does not change the fit. Such a model is that version, already
+    registered (and evaluated and gated, or about to be): registering it again would leave a version that DVC
+    never evaluates nor gates, as their inputs did not change.
+    """
+    from mlpipeline.io.tracking import MODEL_MD5_TAG
+
+    if not data_md5:
+        return None
+    with translate_errors(f"looking for versions of {name!r} with model {model_md5}"):
+        versions = client().search_model_versions(f"name='{name}'")
+        same = [
+            v for v in versions if v.tags.get(MODEL_MD5_TAG) == model_md5 and v.tags.get("data.train.md5") == data_md5
+        ]
+        for version in sorted(same, key=lambda v: int(v.version), reverse=True):
+            run = client().get_run(version.run_id)
+            if run.info.status == "FINISHED" and client().get_experiment(run.info.experiment_id).name == experiment:
+                return str(version.version), str(version.run_id)
+    return None
+
+
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
     """Set tags on a model version."""
     with translate_errors(f"tagging {name} version {version}"):

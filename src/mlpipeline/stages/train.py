@@ -53,26 +53,37 @@ def run(all_params: Params, paths: Paths) -> TrainResult:
     model_md5 = modeldir.save(model, paths.model_dir, X.head(5), schema)
 
     tags = {**lineage_tags({"train": paths.train}, paths.params, settings), tracking.MODEL_MD5_TAG: model_md5}
-    with tracking.start_run(experiment, tags=tags) as active, tracking.translate_errors("logging the run"):
-        mlflow.log_params(
-            {
-                "model": params.model,
-                "task": schema.task,
-                **params.model_params(),
-                **(params.preprocessing() if params.model != "hist_gradient_boosting" else {}),
-                "n_train_rows": len(X),
-                "n_features": X.shape[1],
-                "n_categorical": len(schema.categorical),
-            }
+    twin = registry.twin(registered_model, experiment, model_md5, tags.get("data.train.md5"))
+    if twin is not None:  # the same bytes from the same data: that version, not a new one DVC would never gate
+        version, run_id = twin
+        logger.info(
+            "the model came out byte-identical to %s v%s (run %s, same training data): that version stands, "
+            "nothing new is logged or registered",
+            registered_model,
+            version,
+            run_id,
         )
-        mlflow.log_metrics({f"train_{k}": v for k, v in metrics.items()})
-        mlflow.log_text(paths.params.read_text(encoding="utf-8"), PARAMS_ARTIFACT)  # what reproduce rebuilds with
-        reference.log(reference.build(df, schema, model, params.seed))  # what `mlpipeline monitor` compares with
-        version = tracking.log_model_dir(
-            paths.model_dir, registered_model, active, {**tags, registry.EVALUATED: "false"}
-        )
-        checkpoint("train.registered")
-        run_id = active.info.run_id
+    else:
+        with tracking.start_run(experiment, tags=tags) as active, tracking.translate_errors("logging the run"):
+            mlflow.log_params(
+                {
+                    "model": params.model,
+                    "task": schema.task,
+                    **params.model_params(),
+                    **(params.preprocessing() if params.model != "hist_gradient_boosting" else {}),
+                    "n_train_rows": len(X),
+                    "n_features": X.shape[1],
+                    "n_categorical": len(schema.categorical),
+                }
+            )
+            mlflow.log_metrics({f"train_{k}": v for k, v in metrics.items()})
+            mlflow.log_text(paths.params.read_text(encoding="utf-8"), PARAMS_ARTIFACT)  # what reproduce rebuilds with
+            reference.log(reference.build(df, schema, model, params.seed))  # what `mlpipeline monitor` compares with
+            version = tracking.log_model_dir(
+                paths.model_dir, registered_model, active, {**tags, registry.EVALUATED: "false"}
+            )
+            checkpoint("train.registered")
+            run_id = active.info.run_id
     write_json(paths.train_metrics, metrics)
     write_json(
         paths.model_meta,
