@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -117,12 +118,17 @@ def test_the_monitor_reads_the_served_rows_from_postgresql(database: str) -> Non
     url = f"postgresql://postgres@127.0.0.1:5432/{database}"
     log = PredictionLog(Path("unused"), database_url=url)
     offer(log, 5, version="7")
+    offer(log, 3, version="8")  # another version's answers, newer: not the champion's
     log.close()
-    rows = served_rows(EnvSettings(MLPIPELINE_PREDICTION_LOG_URL=url), None)  # type: ignore[call-arg]
-    assert [r["version"] for r in rows][-10:] == ["7"] * 10
+    champion = SimpleNamespace(name="m", version="7")
+    rows = served_rows(EnvSettings(MLPIPELINE_PREDICTION_LOG_URL=url), None, champion, 7)  # type: ignore[call-arg,arg-type]
+    # The newest 7 rows v7 answered, oldest first: request 1's second row, then requests 2 to 4 (two rows each).
+    assert [(r["version"], r["inputs"]["x"]) for r in rows] == [("7", -1.0)] + [
+        ("7", sign * i) for i in (2.0, 3.0, 4.0) for sign in (1, -1)
+    ]
     down = EnvSettings(MLPIPELINE_PREDICTION_LOG_URL="postgresql://postgres:pw-xyz@127.0.0.1:1/x")  # type: ignore[call-arg]
     with pytest.raises(ServiceUnavailableError, match="cannot read the prediction log from PostgreSQL") as failed:
-        served_rows(down, None)
+        served_rows(down, None, champion, 7)  # type: ignore[arg-type]
     assert "pw-xyz" not in str(failed.value)
 
 

@@ -181,3 +181,20 @@ def test_the_last_answers_cover_the_rows_asked_for_with_their_shadows_and_labels
     assert json.loads(answers[2][3])["predictions"] == [{"label": "a"}] * 2
     assert labelled == {("r-8", 1)}  # r-0 is older than the rows asked for
     assert last_answers(tmp_path / "nothing-here", rows=5) == ([], set())
+
+
+def test_the_newest_rows_of_one_version_are_read_from_the_end_of_the_log(tmp_path: Path) -> None:
+    from mlpipeline.monitoring.predictions import newest_rows
+
+    log = PredictionLog(tmp_path, max_file_bytes=2_000, flush_seconds=0.01)
+    for version in ("1", "2", "1", "2"):  # older files, then newer: two versions answering in turns
+        offer(log, 10, version=version)
+        time.sleep(0.05)
+    log.close()
+    assert len(list(tmp_path.glob("predictions-*.jsonl"))) > 2
+    everything = read_log(tmp_path)
+    for version in ("1", "2"):
+        answered = [row for row in everything if row["version"] == version]
+        assert newest_rows(tmp_path, "m", version, 25) == answered[-25:]
+        assert newest_rows(tmp_path, "m", version, 1_000) == answered
+    assert newest_rows(tmp_path, "other", "1", 10) == []

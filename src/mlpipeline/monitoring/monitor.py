@@ -106,13 +106,15 @@ def load_champion(name: str, version: str | None) -> Champion:
     return Champion(name, str(target), str(mv.run_id), schema, frame)
 
 
-def served_rows(settings: EnvSettings, log_dir: Path | None) -> list[dict[str, Any]]:
-    """Every row in the prediction log: ``log_dir``, else PostgreSQL when configured, else the log's folder."""
-    from mlpipeline.monitoring.predictions import read_log, read_table
+def served_rows(settings: EnvSettings, log_dir: Path | None, champion: Champion, rows: int) -> list[dict[str, Any]]:
+    """The newest ``rows`` rows ``champion`` answered in the prediction log: ``log_dir``, else PostgreSQL when
+    configured, else the log's folder."""
+    from mlpipeline.monitoring.predictions import newest_rows
 
     if log_dir is None and settings.prediction_log_url is not None:
         try:
-            return read_table(settings.prediction_log_url.get_secret_value())
+            url = settings.prediction_log_url.get_secret_value()
+            return newest_rows(Path(), champion.name, champion.version, rows, url)
         except Exception as exc:  # psycopg2's errors carry no secrets in their first line, but say less anyway
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ServiceUnavailableError(
@@ -124,7 +126,7 @@ def served_rows(settings: EnvSettings, log_dir: Path | None) -> list[dict[str, A
             f"no prediction log at {directory}: serve the champion first (`make serve`), or point "
             "--log / MLPIPELINE_PREDICTION_LOG_DIR at the server's log folder"
         )
-    return read_log(directory)
+    return newest_rows(directory, champion.name, champion.version, rows)
 
 
 def column_kinds(schema: Schema) -> dict[str, Kind]:
@@ -142,8 +144,8 @@ def check(champion: Champion, rows: list[dict[str, Any]], params: MonitorParams)
     recent = answered[-params.window :]
     if len(recent) < params.min_rows:
         raise MlpipelineError(
-            f"only {len(recent)} logged rows answered by {champion.name} v{champion.version} (of {len(rows)} in the "
-            f"log): monitor.min_rows is {params.min_rows}. Wait for more traffic, or lower monitor.min_rows"
+            f"only {len(recent)} logged rows answered by {champion.name} v{champion.version}: monitor.min_rows is "
+            f"{params.min_rows}. Wait for more traffic, or lower monitor.min_rows"
         )
     kinds = column_kinds(champion.schema)
     current = served_frame(recent, kinds, champion.schema.task)
@@ -346,7 +348,7 @@ def monitor(
     tracking.configure()
     name = model or params.model_name(params.task_hint())
     champion = load_champion(name, version)
-    summary, current = check(champion, served_rows(settings, log_dir), params.monitor)
+    summary, current = check(champion, served_rows(settings, log_dir, champion, params.monitor.window), params.monitor)
     out.mkdir(parents=True, exist_ok=True)
     evidently = evidently_report(champion, current, params.monitor, out, root)
     if evidently is None:

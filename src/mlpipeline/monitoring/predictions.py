@@ -254,11 +254,21 @@ def read_table(database_url: str) -> list[dict[str, Any]]:
         cursor.execute("SELECT time, request, role, latency_ms, body, response FROM mlpipeline_predictions ORDER BY id")
         fetched = cursor.fetchall()
     connection.close()
+    return _table_rows(fetched)
+
+
+def _table_rows(fetched: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for when, request, role, latency, body, answer in fetched:
         head = {"time": when.isoformat(), "request": request, "role": role, "latency_ms": latency}
         rows.extend(_rows_of(head, body, answer))
     return rows
+
+
+def _line_rows(logged: dict[str, Any]) -> list[dict[str, Any]]:
+    head = {key: logged[key] for key in ("time", "request", "latency_ms")}
+    head["role"] = logged.get("role", "champion")
+    return _rows_of(head, logged["body"], logged["response"])
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -284,10 +294,42 @@ def read_log(directory: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for path in sorted(directory.glob(f"{PREFIX}*.jsonl")):
         for logged in _lines(path):
-            head = {key: logged[key] for key in ("time", "request", "latency_ms")}
-            head["role"] = logged.get("role", "champion")
-            rows.extend(_rows_of(head, logged["body"], logged["response"]))
+            rows.extend(_line_rows(logged))
     return rows
+
+
+def newest_rows(
+    directory: Path, model: str, version: str, rows: int, database_url: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``rows`` logged rows ``model`` v``version`` answered, oldest first, as :func:`read_log` gives
+    them. The log is read from its newest end and only as far back as needed: a month of log costs no more than
+    the window (in PostgreSQL, one indexed scan backwards)."""
+    if database_url:
+        import psycopg2
+
+        with psycopg2.connect(database_url, connect_timeout=5) as connection, connection.cursor() as cursor:
+            cursor.execute(TABLE)
+            cursor.execute(  # each request answered at least one row: `rows` requests are enough
+                "SELECT time, request, role, latency_ms, body, response FROM mlpipeline_predictions "
+                "WHERE response->>'model' = %s AND response->>'version' = %s ORDER BY id DESC LIMIT %s",
+                (model, version, rows),
+            )
+            fetched = cursor.fetchall()
+        connection.close()
+        return _table_rows(reversed(fetched))[-rows:]
+    found: list[list[dict[str, Any]]] = []
+    counted = 0
+    for path in sorted(directory.glob(f"{PREFIX}*.jsonl"), reverse=True):
+        for logged in reversed(_lines(path)):
+            answer = logged["response"]
+            if answer.get("model") == model and str(answer.get("version")) == version:
+                found.append(_line_rows(logged))
+                counted += len(found[-1])
+            if counted >= rows:
+                break
+        if counted >= rows:
+            break
+    return [row for request in reversed(found) for row in request][-rows:]
 
 
 # One answer as the server remembers it for feedback: (request id, role, rows, the answer's JSON).
