@@ -198,3 +198,29 @@ def test_the_newest_rows_of_one_version_are_read_from_the_end_of_the_log(tmp_pat
         assert newest_rows(tmp_path, "m", version, 25) == answered[-25:]
         assert newest_rows(tmp_path, "m", version, 1_000) == answered
     assert newest_rows(tmp_path, "other", "1", 10) == []
+
+
+def test_the_last_answers_read_older_lines_whole_and_skip_torn_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mlpipeline.monitoring.predictions import last_answers
+
+    log = PredictionLog(tmp_path)
+    log.record(0.1, b'{"rows": [{"x": 1}]}', b'{"model":"m","version":"1","predictions":[{"label":"a"}]}', 1, "new-1")
+    log.close()
+    (path,) = tmp_path.glob("predictions-*.jsonl")
+    new_line = path.read_bytes()
+    answer = {"model": "m", "version": "1", "predictions": [{"label": "b"}, {"label": "c"}]}
+    old_line = json.dumps(
+        {"time": "t", "request": "old-1", "latency_ms": 0.1, "body": {"rows": [{}, {}]}, "response": answer}
+    )
+    path.write_bytes(old_line.encode() + b"\n" + new_line + new_line[:30])  # before roles were logged; a crash
+    with caplog.at_level(logging.WARNING):
+        answers, _ = last_answers(tmp_path, rows=10)
+    assert [(request, role, rows) for request, role, rows, _ in answers] == [
+        ("old-1", "champion", 2),
+        ("new-1", "champion", 1),
+    ]
+    assert json.loads(answers[0][3]) == answer
+    assert json.loads(answers[1][3]) == {"model": "m", "version": "1", "predictions": [{"label": "a"}]}
+    assert "skipped 1 unreadable line(s)" in caplog.text

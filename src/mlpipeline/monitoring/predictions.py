@@ -37,9 +37,10 @@ import logging
 import os
 import queue
 import random
+import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,9 +347,7 @@ def last_answers(
     if database_url:
         return _last_answers_table(database_url, rows)
     logged = (
-        (line["request"], line.get("role", "champion"), line["response"])
-        for path in sorted(directory.glob(f"{PREFIX}*.jsonl"), reverse=True)
-        for line in reversed(_lines(path))
+        answer for path in sorted(directory.glob(f"{PREFIX}*.jsonl"), reverse=True) for answer in _answers_in(path)
     )
     newest = _newest(logged, rows)
     known = {request for request, *_ in newest}
@@ -356,14 +355,43 @@ def last_answers(
     return newest, labelled
 
 
-def _newest(logged: Iterable[tuple[str, str, dict[str, Any]]], rows: int) -> list[Answer]:
-    """From ``(request, role, answer)`` newest first: enough to cover ``rows`` answered rows, oldest first."""
+# The writer's line: {"time":"...","request":"<id>","role":"<word>","latency_ms":...,"body":<JSON>,"response":<JSON>}
+_HEAD = re.compile(rb'\{"time":"[^"]*","request":"([^"\\]*)","role":"([a-z]+)",')
+_RESPONSE = b',"response":'
+
+
+def _answers_in(path: Path) -> Iterator[Answer]:
+    """The answers logged in one file, newest first, read lazily from its end. Only the answer of a line is
+    parsed (a request's body can be far larger, and the server waits for this at start); a line the fast way
+    cannot read (an older layout) is parsed whole, one cut short by a crash is skipped."""
+    torn = 0
+    for line in reversed(path.read_bytes().splitlines()):
+        if not line.strip():
+            continue
+        head, cut = _HEAD.match(line), line.rfind(_RESPONSE)
+        if head is not None and cut > 0 and line.endswith(b"}"):
+            raw = line[cut + len(_RESPONSE) : -1]
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                yield head[1].decode(), head[2].decode(), len(json.loads(raw)["predictions"]), raw
+                continue
+        try:
+            logged = json.loads(line)
+        except ValueError:
+            torn += 1
+            continue
+        answer = logged["response"]
+        yield logged["request"], logged.get("role", "champion"), len(answer["predictions"]), json.dumps(answer).encode()
+    if torn:
+        logger.warning("prediction log: skipped %d unreadable line(s) in %s (cut short by a crash?)", torn, path)
+
+
+def _newest(logged: Iterable[Answer], rows: int) -> list[Answer]:
+    """From answers newest first: enough to cover ``rows`` answered rows, oldest first."""
     newest: list[Answer] = []
     counted = 0
-    for request, role, answer in logged:
-        size = len(answer["predictions"])
-        newest.append((request, role, size, json.dumps(answer).encode()))
-        counted += 0 if role == "shadow" else size  # a shadow answer was never sent: it covers no row
+    for answer in logged:
+        newest.append(answer)
+        counted += 0 if answer[1] == "shadow" else answer[2]  # a shadow answer was never sent: it covers no row
         if counted >= rows:
             break
     newest.reverse()
@@ -380,7 +408,9 @@ def _last_answers_table(database_url: str, rows: int) -> tuple[list[Answer], set
         cursor.execute(
             "SELECT request, role, response FROM mlpipeline_predictions ORDER BY id DESC LIMIT %s", (2 * rows,)
         )
-        newest = _newest(cursor.fetchall(), rows)
+        fetched = cursor.fetchall()
+        answers = ((r, role, len(a["predictions"]), json.dumps(a).encode()) for r, role, a in fetched)
+        newest = _newest(answers, rows)
         cursor.execute(
             "SELECT request, row FROM mlpipeline_feedback WHERE request = ANY(%s)", ([r for r, *_ in newest],)
         )

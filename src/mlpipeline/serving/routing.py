@@ -108,15 +108,19 @@ class RecentAnswers:
     def restore(self, answers: list[tuple[str, str, int, bytes]], labelled: set[tuple[str, int]]) -> None:
         """Remember answers an earlier process gave (``(request id, role, rows, answer)``, oldest first, shadow
         answers after the answer they shadowed) and which of their rows were labelled already."""
-        for request_id, role, rows, answer in answers:
-            if role == "shadow":
-                self.add_shadow(request_id, answer)
-            else:
-                self.add(request_id, rows, role, answer)
         with self._lock:
+            known = self._answers
+            for request_id, role, rows, answer in answers:
+                if role != "shadow":
+                    known[request_id] = _Answered(rows, [(role, answer)])
+                    self._rows += rows
+                elif (shadowed := known.get(request_id)) is not None:
+                    shadowed.answers.append(("shadow", answer))
+            while self._rows > self.capacity and len(known) > 1:
+                self._rows -= known.popitem(last=False)[1].rows
             for request_id, row in labelled:
-                if (known := self._answers.get(request_id)) is not None:
-                    known.labelled.add(row)
+                if (answered := known.get(request_id)) is not None:
+                    answered.labelled.add(row)
 
     def __len__(self) -> int:
         return len(self._answers)
