@@ -5,9 +5,12 @@ store (run `make run` first). The same bounded load is sent to each: CLIENTS pro
 keep-alive connection, sending requests back to back for DURATION seconds (and at most MAX_REQUESTS), for a
 single-row and a 100-row body. Prints requests/s, p50 and p99 latency, and our ratios. Ours runs twice: with the
 prediction log on (the default; written to a temporary folder, then every logged row is counted against the
-rows sent) and off, so the log's cost shows as a p99 ratio. Not a test.
+rows sent) and off, so the log's cost shows as a p99 ratio. With ``--ab``, two more servers (log off) route
+between two versions: an A/B split (half the requests to the challenger) and shadow mode (every request also
+scored by the challenger in the background); the challenger alias is pointed at the champion itself (through
+MLPIPELINE_SERVE_AB_ALIAS, nothing in the registry changes), so the figures are routing's own cost. Not a test.
 
-    python benchmarks/serving.py [--duration 5] [--clients 2]
+    python benchmarks/serving.py [--duration 5] [--clients 2] [--ab]
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=6, help="interleaved single-row rounds, log on then off, for the log's p99 cost"
     )
+    parser.add_argument("--ab", action="store_true", help="also measure A/B (50%%) and shadow (100%%) routing")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # mlflow runs `uvicorn` from PATH
@@ -170,9 +174,17 @@ def main() -> None:
             lambda row, n: json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row] * n}}).encode(),
         ),
     }
+    if args.ab:  # the challenger is the champion's own version: what is measured is the routing, not a model
+        for name, mode, share in (("  ... A/B 50%", "ab", "0.5"), ("  ... shadow 100%", "shadow", "1.0")):
+            port = free_port()
+            routed = {"MLPIPELINE_SERVE_AB_MODE": mode, "MLPIPELINE_SERVE_AB_SHARE": share}
+            routed |= {"MLPIPELINE_SERVE_AB_ALIAS": "champion", "MLPIPELINE_PREDICTION_LOG_DIR": "off"}
+            command = [sys.executable, "-m", "mlpipeline", "serve", "--port", str(port)]
+            servers[name] = (start(command, {**env, **routed}), port, "/predict", "/ready", ours_body)
     results: dict[tuple[str, str], dict[str, float]] = {}
     paired: list[float] = []
     sent_rows = 0
+    shadow: dict[str, int] = {}
     try:
         for name, (proc, port, path, ready, make_body) in servers.items():
             wait_ready(port, ready, proc)
@@ -190,6 +202,10 @@ def main() -> None:
             off = load(plain_port, "/predict", single, args.duration, args.clients)
             sent_rows += int(on["requests"])
             paired.append(on["p99_ms"] / off["p99_ms"])
+        if args.ab:  # how much of the load the challenger kept up with in the background
+            conn = http.client.HTTPConnection("127.0.0.1", servers["  ... shadow 100%"][1], timeout=10)
+            conn.request("GET", "/ab")
+            shadow = json.loads(conn.getresponse().read())["shadow"]
         stop(servers["mlpipeline serve"][0])  # a clean shutdown writes what is still queued
     finally:
         for proc, *_ in servers.values():
@@ -210,6 +226,16 @@ def main() -> None:
     for label in bodies:
         logged_on, off = results[("mlpipeline serve", label)], results[("  ... log off", label)]
         print(f"prediction log ({label}): p99 {logged_on['p99_ms'] / off['p99_ms']:.2f}x the server without it")
+    for name in ("  ... A/B 50%", "  ... shadow 100%"):
+        for label in bodies if (name, "1 row") in results else ():
+            routed, off = results[(name, label)], results[("  ... log off", label)]
+            print(
+                f"{name.strip()} ({label}): p99 {routed['p99_ms'] / off['p99_ms']:.2f}x, "
+                f"throughput {routed['rps'] / off['rps']:.2f}x the champion-only server"
+            )
+    if args.ab:
+        scored, dropped = shadow["scored"], shadow["dropped"]
+        print(f"shadow: {scored:,} requests scored by the challenger, {dropped:,} dropped (its queue was full)")
     if paired:
         each = ", ".join(f"{ratio:.2f}" for ratio in paired)
         median = statistics.median(paired)
