@@ -149,8 +149,8 @@ down: ## Stop the team stack (named volumes keep the data)
 ps: ## Show the team stack's services and health
 	@$(COMPOSE_ENV) $(COMPOSE) ps
 
-logs: ## Follow the team stack's logs
-	@$(COMPOSE_ENV) $(COMPOSE) logs -f --tail=100
+logs: ## Follow the team stack's logs (one service: make logs SERVICE=monitor)
+	@$(COMPOSE_ENV) $(COMPOSE) --profile monitoring logs -f --tail=100 $(SERVICE)
 
 setup-remote: setup ## Configure the DVC remote (bucket created if needed; credentials to .dvc/config.local)
 	@mlpipeline setup-remote $(ARGS)
@@ -274,15 +274,16 @@ airflow-down: ## Stop Airflow (the team stack keeps running; named volumes keep 
 
 MONITORING_COMPOSE = $(COMPOSE_ENV) $(COMPOSE) --profile monitoring
 
-monitoring-up: ## Start Prometheus and Grafana on the model server (make serve-docker first; needs .env)
+monitoring-up: ## Start Prometheus, Grafana and the drift watcher on the model server (make serve-docker first; needs .env)
 	@test -f .env || { echo "error: no .env: cp .env.example .env and set the passwords"; exit 1; }
 	@set -a; . ./.env; set +a; test -n "$${GRAFANA_ADMIN_PASSWORD:-}" || \
 	  { echo "error: set GRAFANA_ADMIN_PASSWORD in .env (see .env.example)"; exit 1; }
-	@$(MONITORING_COMPOSE) up -d prometheus grafana
+	@$(MONITORING_COMPOSE) up -d prometheus grafana monitor
+	@echo "Drift checks every $${MLPIPELINE_MONITOR_EVERY:-3600} s (make logs SERVICE=monitor)"
 	@echo "Prometheus: http://127.0.0.1:$${PROMETHEUS_PORT:-9090}  Grafana: http://127.0.0.1:$${GRAFANA_PORT:-3000} (admin)"
 
-monitoring-down: ## Stop Prometheus and Grafana (named volumes keep their data)
-	@$(MONITORING_COMPOSE) stop prometheus grafana
+monitoring-down: ## Stop Prometheus, Grafana and the drift watcher (named volumes keep their data)
+	@$(MONITORING_COMPOSE) stop prometheus grafana monitor
 
 # ---- Drift: `mlpipeline monitor` decides in our environment; Evidently draws the report in its own ----
 DRIFT_VENV := monitoring/drift/.venv

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -278,27 +278,42 @@ def monitor(
         str,
         typer.Option("--retrain", help="On drift start none|pipeline|airflow (default: monitor.retrain)."),
     ] = "",
+    every: Annotated[
+        float,
+        typer.Option("--every", min=0, help="Check again every this many seconds until stopped (0: once)."),
+    ] = 0,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Compare the champion's recent served rows with its training data, per input and for the prediction.
 
     Writes a JSON summary and an HTML report, logs both to MLflow; exit 7 on drift (after starting a retraining
     run if monitor.retrain or --retrain asks for one). Drift never moves `champion`: a new model passes the gate.
+    With --every it keeps watching (the compose `monitor` service): a failed check is logged, not fatal;
+    params.yaml is read again for each check; a retraining run starts once per drift episode.
     """
     from mlpipeline.monitoring.monitor import monitor as check
+    from mlpipeline.monitoring.monitor import watch
     from mlpipeline.settings import env_settings, load_params
 
     if retrain not in ("", "none", "pipeline", "airflow"):
         raise typer.BadParameter(f"--retrain {retrain!r}: use none, pipeline or airflow")
-    check(
-        load_params(params),
-        env_settings(),
-        out,
-        version=version or None,
-        model=_model_name(model, params),
-        log_dir=log,
-        retrain_with=retrain or None,
-    )
+
+    def once(drifting: str | None = None) -> Any:
+        return check(
+            load_params(params),
+            env_settings(),
+            out,
+            version=version or None,
+            model=_model_name(model, params),
+            log_dir=log,
+            retrain_with=retrain or None,
+            retrained_for=drifting,
+        )
+
+    if every > 0:
+        watch(every, once)
+    else:
+        once()
 
 
 @app.command()

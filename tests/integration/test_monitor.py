@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -152,6 +153,34 @@ def test_monitor_a_served_champion_from_fresh_traffic_to_drift(project: Project,
         done = monitor(project, "--retrain", "pipeline")
         assert done.returncode == EXIT_DRIFT, done.stderr
         assert "retrained with `dvc repro`" in done.stderr
+        assert champion(project) == "1"
+
+        # Watching (`--every`, the compose service): checks on a period; one retraining run per drift episode.
+        before = len(monitoring_runs(project))
+        watcher = subprocess.Popen(
+            ["mlpipeline", "monitor", "--every", "1", "--retrain", "pipeline"],
+            cwd=project.root,
+            env=project.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 240
+            while len(monitoring_runs(project)) < before + 3 and watcher.poll() is None:
+                assert time.monotonic() < deadline, "the watcher did not check three times in 240 s"
+                time.sleep(0.5)
+            watcher.send_signal(signal.SIGTERM)
+            _, watched = watcher.communicate(timeout=120)
+        finally:
+            if watcher.poll() is None:
+                stop_group(watcher)
+        assert watcher.returncode == 0, watched  # SIGTERM ends the watch; drift is logged, never an exit
+        assert watched.count("retrained with `dvc repro`") == 1, watched
+        assert "no new retraining: one was started when this drift of v1 was first found" in watched
+        assert "stopped watching for drift" in watched
+        assert "Traceback" not in watched
         assert champion(project) == "1"
 
         # The run's reference gone: found through the model's lineage (the training split in the DVC cache).

@@ -252,7 +252,17 @@ def test_compose_monitoring_profile_definition(tmp_path: Path) -> None:
     from tests.conftest import REPO
 
     services = compose_config(tmp_path, "monitoring")["services"]
-    assert {"prometheus", "grafana", "serve"} <= set(services)
+    assert {"prometheus", "grafana", "serve", "monitor"} <= set(services)
+    # The drift watcher: the serve image, non-root, no port, checking hourly by default, with the server's settings.
+    watcher = services["monitor"]
+    assert watcher["image"].startswith("mlpipeline-serve:")
+    assert watcher["command"] == ["python", "-m", "mlpipeline", "monitor", "--every", "3600"]
+    assert not watcher.get("ports")
+    assert not str(watcher["user"]).startswith("0:")
+    assert watcher["working_dir"] == str(tmp_path)
+    served = {k: v for k, v in services["serve"]["environment"].items() if k != "MLPIPELINE_SERVE_POLL_SECONDS"}
+    assert served.items() <= watcher["environment"].items()  # the same tracking server and prediction log
+    assert "MLPIPELINE_AIRFLOW_URL" in watcher["environment"]
     for name in ("prometheus", "grafana"):
         for port in services[name]["ports"]:
             published = port if isinstance(port, str) else f"{port.get('host_ip')}:{port.get('published')}"

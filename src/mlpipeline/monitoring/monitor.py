@@ -22,7 +22,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +51,10 @@ class DriftDetectedError(MlpipelineError):
     """The recent predictions drifted from the champion's training data (exit code 7)."""
 
     exit_code = EXIT_DRIFT
+
+    def __init__(self, message: str, version: str | None = None) -> None:
+        super().__init__(message)
+        self.version = version  # the version whose predictions drifted
 
 
 @dataclass(frozen=True)
@@ -338,8 +344,10 @@ def monitor(
     model: str | None = None,
     log_dir: Path | None = None,
     retrain_with: str | None = None,
+    retrained_for: str | None = None,
 ) -> DriftSummary:
-    """Check, write and log the verdict; on drift retrain as configured and raise :class:`DriftDetectedError`."""
+    """Check, write and log the verdict; on drift retrain as configured (unless ``retrained_for`` names the
+    version watched: a retraining run for its drift was started already) and raise :class:`DriftDetectedError`."""
     from mlpipeline.io import tracking
     from mlpipeline.io.files import write_json
     from mlpipeline.settings import project_root
@@ -371,9 +379,66 @@ def monitor(
         )
         return summary
     how = retrain_with or params.monitor.retrain
-    started = retrain(how, settings, summary, root) if how != "none" else "no retraining (monitor.retrain: none)"
+    if how == "none":
+        started = "no retraining (monitor.retrain: none)"
+    elif retrained_for == champion.version:
+        started = f"no new retraining: one was started when this drift of v{champion.version} was first found"
+    else:
+        started = retrain(how, settings, summary, root)
     raise DriftDetectedError(
         f"drift: {', '.join(summary.drifted_columns)} ({len(summary.drifted_columns)} of {len(summary.columns)} "
         f"columns) in the last {summary.current_rows} rows {champion.name} v{champion.version} answered; "
-        f"{started}; champion unchanged. See {where}"
+        f"{started}; champion unchanged. See {where}",
+        champion.version,
     )
+
+
+def watch(
+    every: float,
+    check_once: Callable[[str | None], DriftSummary],
+    stop: threading.Event | None = None,
+    rounds: int | None = None,
+) -> None:
+    """Run ``check_once`` every ``every`` seconds until SIGTERM (or ``stop`` is set, or ``rounds`` ran).
+
+    A check that fails (a service down, too few rows, drift) is logged and the next one comes on time: a watcher
+    that exits on the first outage watches nothing. A retraining run starts once per drift episode: each check
+    gets the version the previous check found drifting (None if it found none), and :func:`monitor` starts no
+    second run for the same version's drift, so one drift is not a retraining run every period.
+    """
+    import signal
+
+    terminated = False
+
+    def on_term(*_: Any) -> None:  # sets a flag only: a handler must not take locks the loop may hold
+        nonlocal terminated
+        terminated = True
+
+    def stopped() -> bool:
+        return terminated or (stop is not None and stop.is_set())
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    drifting: str | None = None  # the version the last check found drifting
+    done = 0
+    logger.info("checking for drift every %.0f s (SIGTERM or Ctrl-C stops)", every)
+    try:
+        while not stopped():
+            try:
+                summary = check_once(drifting)
+                drifting = str(summary.context.get("version")) if summary.drifted else None
+            except DriftDetectedError as exc:
+                logger.error("%s", exc)
+                drifting = exc.version
+            except MlpipelineError as exc:
+                logger.error("%s; next check in %.0f s", exc, every)
+            done += 1
+            if rounds is not None and done >= rounds:
+                return
+            deadline = time.monotonic() + every
+            while not stopped() and (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, 0.5))
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+    logger.info("stopped watching for drift")
