@@ -64,9 +64,12 @@ def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def dashboard() -> Any:
+    return json.loads((MONITORING / "grafana" / "dashboards" / "mlpipeline.json").read_text())
+
+
 def dashboard_queries() -> list[str]:
-    dashboard = json.loads((MONITORING / "grafana" / "dashboards" / "mlpipeline.json").read_text())
-    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    return [target["expr"] for panel in dashboard()["panels"] for target in panel["targets"]]
 
 
 def test_the_shipped_configuration_checks_out() -> None:
@@ -86,6 +89,8 @@ def test_prometheus_scrapes_the_server_and_the_dashboard_queries_evaluate(
     serve_port, prom_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLPIPELINE_"))}
     env.update(MLFLOW_TRACKING_URI=store.uri, MLPIPELINE_SERVE_POLL_SECONDS="0", PYTHONPATH=str(REPO / "src"))
+    # Shadow mode, the challenger being the champion's own version: the A/B and shadow panels get data too.
+    env.update(MLPIPELINE_SERVE_AB_MODE="shadow", MLPIPELINE_SERVE_AB_SHARE="1", MLPIPELINE_SERVE_AB_ALIAS="champion")
     write_summary(tmp_path / "reports" / "drift" / "summary.json", shift=0.0)  # as `mlpipeline monitor` leaves it
     server = subprocess.Popen(
         [sys.executable, "-m", "mlpipeline", "serve", "--model", NAME, "--port", str(serve_port)],
@@ -123,6 +128,17 @@ def test_prometheus_scrapes_the_server_and_the_dashboard_queries_evaluate(
             )
             with urllib.request.urlopen(request, timeout=10) as answer:
                 assert answer.status == 200
+                answered = json.loads(answer.read())
+        labels = [{"request_id": answered["request_id"], "row": n, "label": p["label"]} for n, p in enumerate(
+            answered["predictions"])]  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{serve_port}/feedback",
+            data=json.dumps({"items": labels}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        wait_for(lambda: get(f"http://127.0.0.1:{serve_port}/ab")["shadow"]["scored"] == 20, "the shadow scorer")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.loads(answer.read())["stored"] == 3
         up = wait_for(lambda: query(prom_port, 'up{job="mlpipeline-serve"} == 1'), "the target to be up")
         assert up[0]["metric"]["instance"] == f"127.0.0.1:{serve_port}"
         served = wait_for(
@@ -138,6 +154,18 @@ def test_prometheus_scrapes_the_server_and_the_dashboard_queries_evaluate(
         assert query(prom_port, "mlpipeline_drift_detected == 0")  # fresh traffic: no drift, no alert
         for expr in dashboard_queries():  # valid PromQL over real series (an empty rate is fine, an error is not)
             query(prom_port, expr)
+        # The A/B and shadow panels show data: model time per role, accuracy from the labels, shadow agreement.
+        panels = {panel["title"]: panel["targets"] for panel in dashboard()["panels"]}
+        timing = panels["A/B and shadow: model time p99 by role and version"][0]["expr"]
+        assert {s["metric"]["role"] for s in wait_for(lambda: query(prom_port, timing), "model times")} == {
+            "champion",
+            "shadow",
+        }
+        accuracy = panels["A/B: accuracy from feedback by role and version (since the server started)"][0]["expr"]
+        scored = wait_for(lambda: query(prom_port, accuracy), "accuracy from feedback")
+        assert {(s["metric"]["role"], float(s["value"][1])) for s in scored} == {("champion", 1.0), ("shadow", 1.0)}
+        agreeing = panels["Shadow: requests by outcome, rows agreeing with the champion"][1]["expr"]
+        assert "true" in {s["metric"]["agrees"] for s in wait_for(lambda: query(prom_port, agreeing), "shadow rows")}
         groups = get(f"http://127.0.0.1:{prom_port}/api/v1/rules")["data"]["groups"]
         rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
         assert set(rules) == {
