@@ -272,21 +272,23 @@ def _line_rows(logged: dict[str, Any]) -> list[dict[str, Any]]:
     return _rows_of(head, logged["body"], logged["response"])
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    """The requests logged in one file, in order. A line cut short (the server was killed while writing: only
-    then can a line lack its end) is skipped with a warning instead of failing every reader of the log."""
-    logged, torn = [], 0
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                logged.append(json.loads(line))
-            except ValueError:
-                torn += 1
+def _lines(path: Path, newest_first: bool = False) -> Iterator[dict[str, Any]]:
+    """The requests logged in one file, in order (or newest first), each parsed only when it is reached. A line
+    cut short (the server was killed while writing: only then can a line lack its end) is skipped with a warning
+    instead of failing every reader of the log."""
+    lines = path.read_bytes().splitlines()
+    torn = 0
+    for line in reversed(lines) if newest_first else lines:
+        if not line.strip():
+            continue
+        try:
+            logged = json.loads(line)
+        except ValueError:
+            torn += 1
+            continue
+        yield logged
     if torn:
         logger.warning("prediction log: skipped %d unreadable line(s) in %s (cut short by a crash?)", torn, path)
-    return logged
 
 
 def read_log(directory: Path) -> list[dict[str, Any]]:
@@ -321,7 +323,7 @@ def newest_rows(
     found: list[list[dict[str, Any]]] = []
     counted = 0
     for path in sorted(directory.glob(f"{PREFIX}*.jsonl"), reverse=True):
-        for logged in reversed(_lines(path)):
+        for logged in _lines(path, newest_first=True):  # parsed only back to the window's first row
             answer = logged["response"]
             if answer.get("model") == model and str(answer.get("version")) == version:
                 found.append(_line_rows(logged))
