@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,7 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 MAX_AUTO_CLASSES = 50
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+SectionT = TypeVar("SectionT", bound=BaseModel)
 
 
 class Section(BaseModel):
@@ -127,46 +129,31 @@ class PreprocessParams(Section):
     max_train_rows: Annotated[int, Field(ge=2)] | None = None
 
 
-# The models train can build, and the hyperparameters of this section each one uses (``core/models.py`` builds
-# them; adding a model is a name here plus one entry there).
-MODEL_PARAMS: dict[str, tuple[str, ...]] = {
-    "random_forest": ("n_estimators", "max_depth", "seed"),
-    "linear": ("C", "max_iter", "seed"),
-    "logistic_regression": ("C", "max_iter", "seed"),
-    "hist_gradient_boosting": ("max_iter", "learning_rate", "max_depth", "seed"),
-}
-ModelName = Literal["random_forest", "linear", "logistic_regression", "hist_gradient_boosting"]
-
-
 class TrainParams(Section):
-    """Model choice and hyperparameters, the preprocessing fitted inside the model, and where MLflow records it.
+    """Model choice and hyperparameters, the features and preprocessing fitted inside the model, and where MLflow
+    records it.
 
-    ``n_estimators`` applies to ``random_forest``; ``max_depth`` to the forest and ``hist_gradient_boosting``;
-    ``C`` to ``linear`` (logistic regression for classes, ridge with ``alpha = 1 / C`` for a regression target;
-    ``logistic_regression`` is its old name); ``max_iter`` to ``linear`` and ``hist_gradient_boosting``;
-    ``learning_rate`` to ``hist_gradient_boosting``, which handles missing values and categories natively.
-    The preprocessing keys build the model's own first step (a ColumnTransformer), so the registered model
-    takes raw values, strings included. ``experiment`` and ``registered_model`` default to names derived from
-    ``ingest.name``, so each data set has its own champion.
+    ``model`` names an estimator of the registry (``mlpipeline.core.models.ESTIMATORS``: ``random_forest``,
+    ``linear``, ``hist_gradient_boosting``, and any you add); the other keys of the section are the
+    hyperparameters of the registered estimators (``n_estimators``, ``max_depth``, ``C``, ...), each checked by
+    that registry's types (check-params and train do: this module must not import it, or adding an estimator
+    would rerun every stage). ``features`` names feature transforms (``mlpipeline.core.features``) the model
+    computes from the raw inputs. The preprocessing keys build the model's preparation (a ColumnTransformer), so
+    the registered model takes raw values, strings included. ``experiment`` and ``registered_model`` default to
+    names derived from ``ingest.name``, so each data set has its own champion.
     """
 
-    model: ModelName = "random_forest"
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
+
+    model: Name = "random_forest"
     seed: int = 42
-    n_estimators: Annotated[int, Field(ge=1, le=10_000)] = 100
-    max_depth: Annotated[int, Field(ge=1)] | None = 5
-    C: Annotated[float, Field(gt=0.0)] = 1.0
-    max_iter: Annotated[int, Field(ge=1)] = 500
-    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    features: list[Name] = []
     impute_numeric: Literal["median", "mean", "most_frequent"] = "median"
     impute_categorical: Literal["most_frequent", "constant"] = "most_frequent"
     encoding: Literal["onehot", "ordinal"] = "onehot"
     scale: Literal["auto", "standard", "none"] = "auto"
     experiment: Name | None = None
     registered_model: Name | None = None
-
-    def model_params(self) -> dict[str, Any]:
-        """The hyperparameters that apply to the chosen model (what is logged to MLflow)."""
-        return {key: getattr(self, key) for key in MODEL_PARAMS[self.model]}
 
     def preprocessing(self) -> dict[str, str]:
         """How features are prepared inside the model (logged to MLflow with the hyperparameters)."""
@@ -184,29 +171,76 @@ class EvaluateParams(Section):
     plot_dpi: Annotated[int, Field(ge=30, le=600)] = 100
 
 
-class PromoteParams(Section):
-    """The promotion gate: absolute minimums, how the candidate must beat the champion, and the experiment policy.
+Metric = Literal[
+    "accuracy",
+    "f1_macro",
+    "f1_weighted",
+    "precision_macro",
+    "precision_weighted",
+    "recall_macro",
+    "recall_weighted",
+    "rmse",
+    "mae",
+    "r2",
+]
 
+
+class PromoteParams(Section):
+    """The promotion gate: bounds on the test metrics, how the candidate must beat the champion, and the
+    experiment policy. A different gate is an edit of this section alone.
+
+    ``floors`` and ``ceilings`` bound any test metric evaluate writes (``metrics/metrics.json``): the candidate's
+    value must be at least each floor and at most each ceiling; only the metrics of its task apply
+    (``accuracy``, ``f1_macro``, ``precision_macro``, ... for classes; ``rmse``, ``mae``, ``r2`` for regression).
     A candidate replaces the champion only if it scores better by more than ``min_improvement`` on
-    ``compare_metric``, both scored on the same test set: a tie never promotes. ``auto`` compares
-    ``f1_macro`` for classes and ``rmse`` (lower is better) for a regression target. The floors of the task
-    apply: ``min_accuracy``/``min_f1_macro`` for classes, ``min_r2`` (and ``max_rmse`` if set) for regression.
-    A DVC experiment's candidate gets the ``challenger`` alias instead, unless ``from_experiments`` is true.
+    ``compare_metric``, both scored on the same test set: a tie never promotes. ``auto`` compares ``f1_macro`` for
+    classes and ``rmse`` (lower is better) for a regression target. A DVC experiment's candidate gets the
+    ``challenger`` alias instead, unless ``from_experiments`` is true.
     """
 
-    min_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
-    min_f1_macro: Annotated[float, Field(ge=0.0, le=1.0)] = 0.85
-    min_r2: Annotated[float, Field(le=1.0)] = 0.3
-    max_rmse: Annotated[float, Field(gt=0.0)] | None = None
-    compare_metric: Literal["auto", "accuracy", "f1_macro", "f1_weighted", "rmse", "mae", "r2"] = "auto"
+    floors: dict[Metric, float] = {"accuracy": 0.9, "f1_macro": 0.85, "r2": 0.3}
+    ceilings: dict[Metric, float] = {}
+    compare_metric: Literal["auto"] | Metric = "auto"
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     from_experiments: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        old = {"min_accuracy": "floors", "min_f1_macro": "floors", "min_r2": "floors", "max_rmse": "ceilings"}
+        found = [key for key in old if isinstance(data, dict) and key in data]
+        if found:
+            key = found[0]
+            metric, bound = key.split("_", 1)[1], old[key]
+            raise ValueError(f"promote.{key} is now promote.{bound}: {{{metric}: <value>}} (one map for every metric)")
+        return data
+
+    @model_validator(mode="after")
+    def _possible(self) -> PromoteParams:
+        for kind, bounds in (("floors", self.floors), ("ceilings", self.ceilings)):
+            for metric, value in bounds.items():
+                if metric in REGRESSION_METRICS and metric != "r2" and value < 0:
+                    raise ValueError(f"promote.{kind}.{metric}: {metric} is never below 0, got {value}")
+                if metric not in REGRESSION_METRICS and not 0.0 <= value <= 1.0:
+                    raise ValueError(f"promote.{kind}.{metric}: {metric} is between 0 and 1, got {value}")
+        return self
 
     def metric_for(self, task: Task) -> str:
         """The metric candidate and champion are compared on for ``task``."""
         if self.compare_metric != "auto":
             return self.compare_metric
         return "f1_macro" if task == "classification" else "rmse"
+
+    def bounds(self, task: Task) -> tuple[dict[str, float], dict[str, float]]:
+        """The floors and ceilings that apply to ``task``'s metrics."""
+
+        def applies(metric: str) -> bool:
+            return (metric in REGRESSION_METRICS) == (task == "regression")
+
+        return (
+            {m: v for m, v in self.floors.items() if applies(m)},
+            {m: v for m, v in self.ceilings.items() if applies(m)},
+        )
 
 
 class DriftTest(Section):
@@ -267,7 +301,18 @@ class Params(Section):
     promote: PromoteParams = PromoteParams()
     monitor: MonitorParams = MonitorParams()
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
+    # Sections of your own stages are allowed too (parse_params checks each names a stage of dvc.yaml); their
+    # keys are checked by the model the stage's module declares (:meth:`section`).
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True, populate_by_name=True)
+
+    def section(self, name: str, model: type[SectionT]) -> SectionT:
+        """The section ``name`` of a stage of your own, checked by ``model`` (the ``PARAMS`` of its module):
+        unknown keys and wrong types are a ConfigError naming them."""
+        raw = (self.model_extra or {}).get(name)
+        try:
+            return model.model_validate(raw if raw is not None else {})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, DEFAULT_PARAMS_FILE, prefix=f"{name}.")) from exc
 
     @model_validator(mode="after")
     def _consistent(self) -> Params:
@@ -305,10 +350,11 @@ class Params(Section):
         return f"{self.ingest.name}-{'regressor' if task == 'regression' else 'classifier'}"
 
 
-def _describe(error: ValidationError, path: Path) -> str:
+def _describe(error: ValidationError, path: Path, prefix: str = "") -> str:
     problems = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]).replace("validate_", "validate")
+        key = prefix + ".".join(str(part) for part in item["loc"]).replace("validate_", "validate")
+        key = key.replace(".[key]", "")
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown key '{key}'")
         elif item["type"] == "literal_error":
@@ -322,16 +368,30 @@ def _describe(error: ValidationError, path: Path) -> str:
     return f"{path}: " + "; ".join(problems) + ". Fix params.yaml (see README 'Parameters')."
 
 
-def parse_params(data: Any, path: Path = DEFAULT_PARAMS_FILE) -> Params:
-    """Validate already-loaded YAML data; raise ConfigError naming every bad key."""
+def parse_params(data: Any, path: Path = DEFAULT_PARAMS_FILE, sections: Collection[str] = ()) -> Params:
+    """Validate already-loaded YAML data; raise ConfigError naming every bad key. ``sections``: the names of
+    your own stages (dvc.yaml's), whose sections may be there too."""
     if data is None:
         raise ConfigError(f"{path} is empty: it must hold the sections ingest, validate, preprocess, train, ...")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (ingest, validate, ...), got {type(data).__name__}")
     try:
-        return Params.model_validate(data)
+        params = Params.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from exc
+    extra = params.model_extra or {}
+    unknown = [name for name in extra if name not in sections]
+    if unknown:
+        raise ConfigError(
+            f"{path}: "
+            + "; ".join(f"unknown key '{name}'" for name in unknown)
+            + f" (the sections are {', '.join(f.alias or n for n, f in Params.model_fields.items())}, and one per "
+            "stage of your own in dvc.yaml). Fix params.yaml (see README 'Parameters')."
+        )
+    bad = [name for name, value in extra.items() if value is not None and not isinstance(value, dict)]
+    if bad:
+        raise ConfigError(f"{path}: section {bad[0]!r} must be a mapping of keys. Fix params.yaml")
+    return params
 
 
 def load_yaml(text: str, path: Path | str) -> Any:
@@ -381,10 +441,25 @@ def read_config_text(path: Path, what: str, fix: str) -> str:
         raise ConfigError(f"{what} file {path} cannot be read: {exc}") from exc
 
 
-def load_params(path: Path = DEFAULT_PARAMS_FILE) -> Params:
-    """Read and validate a params file; a missing or empty one is an error, never the defaults in disguise."""
+def stage_names(dvc_yaml: Path) -> list[str]:
+    """The stage names of a dvc.yaml (none when there is no readable one): the sections of your own stages."""
+    import yaml
+
+    try:
+        data = yaml.load(dvc_yaml.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError):
+        return []
+    stages = data.get("stages") if isinstance(data, dict) else None
+    return [str(name) for name in stages] if isinstance(stages, dict) else []
+
+
+def load_params(path: Path = DEFAULT_PARAMS_FILE, dvc_yaml: Path | None = None) -> Params:
+    """Read and validate a params file; a missing or empty one is an error, never the defaults in disguise.
+
+    A section named after a stage of ``dvc_yaml`` (by default the one beside the file) is a stage of your own's
+    (its keys are checked by that stage, and by check-params)."""
     text = read_config_text(path, "params", "run from the project root, or pass --params")
-    return parse_params(load_yaml(text, path), path)
+    return parse_params(load_yaml(text, path), path, stage_names(dvc_yaml or path.parent / "dvc.yaml"))
 
 
 def missing_interpolated_keys(params_text: str, dvc_yaml_text: str) -> list[str]:

@@ -63,8 +63,8 @@ def contract_check(passed: bool | None, detail: str) -> Check:
 def threshold_checks(
     metrics: dict[str, float], minimums: dict[str, float], maximums: dict[str, float] | None = None
 ) -> list[Check]:
-    """Check 2: each metric at or above its minimum (``min_accuracy`` -> ``accuracy``), at or below its maximum
-    (``max_rmse`` -> ``rmse``)."""
+    """Check 2: each metric at or above its floor (a check named ``min_<metric>``), at or below its ceiling
+    (``max_<metric>``)."""
     limits = [(metric, bound, "min") for metric, bound in minimums.items()]
     limits += [(metric, bound, "max") for metric, bound in (maximums or {}).items()]
     checks = []

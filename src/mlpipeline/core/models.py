@@ -1,62 +1,23 @@
-"""The model train fits: one scikit-learn pipeline, the feature preparation first, then the estimator.
+"""The model train fits: one scikit-learn pipeline of feature transforms, preparation and estimator.
 
-The preparation (a ``ColumnTransformer``) is part of the model, so the registered model takes raw values:
-numbers with gaps, and categories as text. Numeric columns are imputed (``train.impute_numeric``) and, for
-linear models, standardized (``train.scale``); categorical columns are imputed and one-hot or ordinal encoded
-(``train.encoding``); a category never seen in training is all zeros in one-hot encoding, ``-1`` in ordinal
-encoding (the server refuses values outside the contract's categories before that). ``hist_gradient_boosting``
-handles missing values and categories natively: it gets ordinal codes and knows which columns are categorical.
-
-Adding a model: a name and its hyperparameter keys in ``settings.MODEL_PARAMS`` (and ``ModelName``), and one
-entry in :data:`ESTIMATORS` building it for each task.
+A model is a pipeline: the feature transforms of ``train.features`` (:mod:`mlpipeline.core.features`), the
+preparation (a ``ColumnTransformer``), then the estimator of ``train.model`` (:mod:`mlpipeline.core.estimators`).
+All of it is part of the registered model, so the model takes raw values (numbers with gaps, categories as text)
+and computes its own features: what is served is what was trained. Numeric columns are imputed
+(``train.impute_numeric``) and, for linear models, standardized (``train.scale``); categorical columns are
+imputed and one-hot or ordinal encoded (``train.encoding``); a category never seen in training is all zeros in
+one-hot encoding, ``-1`` in ordinal encoding. An estimator that handles missing values and categories natively
+gets ordinal codes and knows which columns are categorical.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from mlpipeline.core.schema import Schema, Task
+from mlpipeline.core import features
+from mlpipeline.core.estimators import ESTIMATORS, Built, hyperparams
+from mlpipeline.core.schema import Schema
 from mlpipeline.settings import TrainParams
-
-
-def _forest(params: TrainParams, task: Task) -> Any:
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-
-    forest = RandomForestClassifier if task == "classification" else RandomForestRegressor
-    return forest(n_estimators=params.n_estimators, max_depth=params.max_depth, random_state=params.seed, n_jobs=1)
-
-
-def _linear(params: TrainParams, task: Task) -> Any:
-    if task == "classification":
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=params.seed)
-    from sklearn.linear_model import Ridge
-
-    return Ridge(alpha=1.0 / params.C, max_iter=params.max_iter, random_state=params.seed)
-
-
-def _boosting(params: TrainParams, task: Task, categorical: list[bool]) -> Any:
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-    boosting = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-    return boosting(
-        max_iter=params.max_iter,
-        learning_rate=params.learning_rate,
-        max_depth=params.max_depth,
-        categorical_features=categorical if any(categorical) else None,
-        random_state=params.seed,
-    )
-
-
-# name -> (builds the estimator for a task, its inputs are scaled when train.scale is auto, native NaN/categories)
-ESTIMATORS: dict[str, tuple[Callable[..., Any], bool, bool]] = {
-    "random_forest": (_forest, False, False),
-    "linear": (_linear, True, False),
-    "logistic_regression": (_linear, True, False),
-    "hist_gradient_boosting": (_boosting, False, True),
-}
 
 
 def _preparation(params: TrainParams, schema: Schema, scale: bool, native: bool) -> Any:
@@ -97,14 +58,27 @@ def _preparation(params: TrainParams, schema: Schema, scale: bool, native: bool)
 
 
 def build_model(params: TrainParams, schema: Schema) -> Any:
-    """An unfitted pipeline (preparation + estimator) for ``params.model`` and the data's schema, seeded."""
+    """An unfitted pipeline (feature transforms, preparation, estimator) for ``params`` and the data's schema.
+
+    The schema is the raw inputs'; the preparation also takes the columns the transforms add.
+    """
     from sklearn.pipeline import Pipeline
 
-    build, scaled, native = ESTIMATORS[params.model]
-    scale = params.scale == "standard" or (params.scale == "auto" and scaled)
-    prepare = _preparation(params, schema, scale, native)
-    if native:
-        estimator = build(params, schema.task, [True] * len(schema.categorical) + [False] * len(schema.numeric))
-    else:
-        estimator = build(params, schema.task)
-    return Pipeline([("prepare", prepare), ("model", estimator)])
+    estimator = ESTIMATORS[params.model]
+    hyper = hyperparams(params)
+    prepared = features.with_features(schema, params.features)
+    scale = params.scale == "standard" or (params.scale == "auto" and estimator.scaled)
+    prepare = _preparation(params, prepared, scale, estimator.native)
+    categorical = [True] * len(prepared.categorical) + [False] * len(prepared.numeric)
+    model = estimator.build(Built(hyper, params.seed, schema.task, categorical if estimator.native else []))
+    steps: list[tuple[str, Any]] = [("prepare", prepare), ("model", model)]
+    if params.features:
+        steps.insert(0, ("features", feature_step(params.features)))
+    return Pipeline(steps)
+
+
+def feature_step(names: list[str]) -> Any:
+    """The model's first step: adds the features ``names`` to the rows it is given."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    return FunctionTransformer(features.add_features, kw_args={"names": list(names)}, validate=False)

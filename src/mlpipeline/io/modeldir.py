@@ -10,7 +10,8 @@ removed, environment files reduced to what the lockfile decides, the skops archi
 in order of appearance, sorted entries and fixed timestamps. The registry gets these same bytes (see
 ``tracking.log_model_dir``), so the model a version serves is the file DVC recorded.
 
-Loading accepts only the skops format with a fixed allow-list of types, so it never runs code from a file.
+Loading accepts only the skops format with a fixed allow-list of types (the estimator registry's, in code), so
+it never runs code from a file.
 """
 
 from __future__ import annotations
@@ -22,20 +23,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from mlpipeline.core.estimators import trusted_types
 from mlpipeline.core.schema import Schema
 from mlpipeline.errors import MlpipelineError
 from mlpipeline.io.files import atomic_dir, md5
 
 MODEL_FILE = "model.skops"
-# Types skops may rebuild when loading our own models, beyond its built-in safe list. Fixed here, never read
-# from the model file, so a tampered artifact cannot widen it.
-SKOPS_TRUSTED_TYPES = [
-    "numpy.dtype",  # the encoders' output dtype
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "functools.partial",  # histogram gradient boosting keeps partial(check_array, ...), both allowed here
-    "sklearn.utils.validation.check_array",
-]
 # Facts about one save, not about the model: a model directory must not carry them.
 PER_SAVE_KEYS = ("utc_time_created", "model_uuid", "run_id", "model_id", "artifact_path", "model_size_bytes")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -131,16 +124,21 @@ def save(model: Any, path: Path, example: Any, schema: Schema) -> str:
     import mlflow.sklearn
     import skops.io
 
-    untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) - set(SKOPS_TRUSTED_TYPES)
+    trusted = trusted_types()
+    untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) - set(trusted)
     if untrusted:
-        raise MlpipelineError(f"model holds types our loader does not trust: {sorted(untrusted)}")
+        raise MlpipelineError(
+            f"the model holds types our loader does not trust: {sorted(untrusted)}. If they are your estimator's "
+            "own, list them in its `trusted=` in ESTIMATORS (src/mlpipeline/core/estimators.py): the loader rebuilds "
+            "only the types listed there, so a model file can never run code"
+        )
     complete = example.dropna()  # an input example with gaps would not survive MLflow's JSON round trip
     with atomic_dir(path) as tmp:
         mlflow.sklearn.save_model(
             model,
             str(tmp),
             serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            skops_trusted_types=trusted,
             signature=signature(schema, example, model),
             input_example=complete if len(complete) else None,
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
@@ -180,7 +178,7 @@ def load(path: Path) -> Any:
     if flavor.get("serialization_format") != "skops":
         raise MlpipelineError(f"{path}: refusing to load a {flavor.get('serialization_format')!r} model; only skops")
     try:
-        return skops.io.load(path / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
+        return skops.io.load(path / flavor["pickled_model"], trusted=trusted_types())
     except Exception as exc:  # skops raises its own and pickle-level errors for a damaged file
         raise MlpipelineError(f"cannot load model from {path}: {exc}") from exc
 

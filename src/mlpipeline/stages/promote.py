@@ -29,7 +29,7 @@ from mlpipeline.core.gate import (
     threshold_checks,
 )
 from mlpipeline.core.metrics import LOWER_IS_BETTER, task_metrics
-from mlpipeline.core.schema import Schema
+from mlpipeline.core.schema import Schema, Task
 from mlpipeline.errors import MlpipelineError
 from mlpipeline.io import modeldir, registry, tracking
 from mlpipeline.io.files import read_json, read_table, write_json
@@ -91,12 +91,10 @@ def _vs_champion(
     return [same_inputs, champion_check(metric, candidate, score, params.min_improvement, lower)]
 
 
-def floors(params: PromoteParams, task: str, metrics: dict[str, float]) -> list[Check]:
-    """The absolute thresholds of ``task``."""
-    if task == "classification":
-        return threshold_checks(metrics, {"accuracy": params.min_accuracy, "f1_macro": params.min_f1_macro})
-    maximums = {"rmse": params.max_rmse} if params.max_rmse is not None else {}
-    return threshold_checks(metrics, {"r2": params.min_r2}, maximums)
+def floors(params: PromoteParams, task: Task, metrics: dict[str, float]) -> list[Check]:
+    """The floors and ceilings of ``promote`` that apply to ``task``'s metrics."""
+    minimums, maximums = params.bounds(task)
+    return threshold_checks(metrics, minimums, maximums)
 
 
 def gate(
@@ -177,6 +175,14 @@ def report(verdict: Verdict) -> None:
             f"v{champion}" if champion else "none",
             verdict.reason,
         )
+    elif verdict.reason:  # the champion itself, against a gate that changed since it was promoted
+        logger.warning(
+            "%s v%s is the champion but no longer passes the gate: %s. It stays champion (nothing is demoted "
+            "by itself): train a better model, or `mlpipeline rollback --reason ...` to the previous champion",
+            name,
+            version,
+            verdict.reason,
+        )
     else:
         logger.info("%s v%s is already the champion", name, version)
 
@@ -185,27 +191,27 @@ def run(params: PromoteParams, paths: Paths) -> Verdict:
     """Gate the version train registered for the model in ``models/``; apply and record the verdict."""
     settings = env_settings()
     tracking.configure()
-    meta = read_json(paths.model_meta, "train")
-    metrics = read_json(paths.metrics, "evaluate")
+    meta = read_json(paths.dep("model_metadata"), "train")
+    metrics = read_json(paths.dep("metrics"), "evaluate")
     name = meta["registered_model"]
     run_id = tracking.find_model_run(meta["experiment"], meta["model_md5"], settings.dvc_exp_name)
     version = registry.version_of_run(name, run_id)
     with tracking.translate_errors(f"reading {name} version {version}"):
         tags = dict(tracking.client().get_model_version(name, version).tags)
     mode: Mode = "experiment" if settings.in_experiment and not params.from_experiments else "workspace"
-    schema = modeldir.schema_of(paths.model_dir)
+    schema = modeldir.schema_of(paths.dep("model"))
     verdict = gate(
         params,
         name,
         version,
         metrics,
-        _contract(paths.validation, tags),
-        read_table(paths.test, "preprocess", schema.csv_dtypes()),
+        _contract(paths.dep("data_validation"), tags),
+        read_table(paths.dep("test"), "preprocess", schema.csv_dtypes()),
         schema,
         mode,
         settings.dvc_exp_name,
     )
-    write_json(paths.verdict, verdict.model_dump(mode="json"))
+    write_json(paths.out("promotion"), verdict.model_dump(mode="json"))
     apply(verdict, run_id)
     report(verdict)
     return verdict

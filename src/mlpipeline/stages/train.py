@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from mlpipeline.core.estimators import ESTIMATORS, hyperparams, logged_params
 from mlpipeline.core.metrics import task_metrics
 from mlpipeline.core.models import build_model
 from mlpipeline.core.schema import Schema
@@ -17,10 +20,10 @@ from mlpipeline.errors import DataContractError
 from mlpipeline.faults import checkpoint
 from mlpipeline.io import modeldir, registry, tracking
 from mlpipeline.io.files import read_json, read_table, write_json
-from mlpipeline.io.lineage import PARAMS_ARTIFACT, lineage_tags
+from mlpipeline.io.lineage import PARAMS_ARTIFACT, lineage_tags, unreproducible
 from mlpipeline.monitoring import reference
 from mlpipeline.paths import Paths
-from mlpipeline.settings import Params, env_settings
+from mlpipeline.settings import Params, TrainParams, env_settings
 
 logger = logging.getLogger(__name__)
 
@@ -33,26 +36,76 @@ class TrainResult:
     model_md5: str
 
 
-def run(all_params: Params, paths: Paths) -> TrainResult:
-    """Fit on the train split; write the model and its description; log params, metrics and model to a new run."""
-    import mlflow
-
-    params = all_params.train
-    settings = env_settings()
-    tracking.configure()  # first: a tracking server that is down fails the stage before any work
-    schema = Schema.model_validate(read_json(paths.schema, "preprocess"))
-    experiment, registered_model = all_params.experiment_name(), all_params.model_name(schema.task)
-    df = read_table(paths.train, "preprocess", schema.csv_dtypes())
+def fit(params: TrainParams, schema: Schema, df: Any, where: Path) -> tuple[Any, dict[str, float]]:
+    """The model of ``params`` fitted on ``df``, and its scores on the rows it was fitted on."""
     X, y = schema.model_input(df), schema.target(df)
     model = build_model(params, schema)
     try:
         model.fit(X, y)
     except ValueError as exc:
-        raise DataContractError(f"cannot train {params.model} on {paths.train}: {exc}") from exc
-    metrics = task_metrics(schema.task, y, model.predict(X))
-    model_md5 = modeldir.save(model, paths.model_dir, X.head(5), schema)
+        raise DataContractError(f"cannot train {params.model} on {where}: {exc}") from exc
+    return model, task_metrics(schema.task, y, model.predict(X))
 
-    tags = {**lineage_tags({"train": paths.train}, paths.params, settings), tracking.MODEL_MD5_TAG: model_md5}
+
+def register(
+    all_params: Params,
+    paths: Paths,
+    model: Any,
+    df: Any,
+    schema: Schema,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+) -> tuple[str, str]:
+    """Log a new run with the model and register it as a new version; ``(version, run id)``."""
+    import mlflow
+
+    params = all_params.train
+    logged = {
+        "model": params.model,
+        "task": schema.task,
+        **logged_params(params),
+        **({} if ESTIMATORS[params.model].native else params.preprocessing()),
+        **({"features": ",".join(params.features)} if params.features else {}),
+        "n_train_rows": len(df),
+        "n_features": len(schema.features),
+        "n_categorical": len(schema.categorical),
+    }
+    with tracking.start_run(all_params.experiment_name(), tags=tags) as active, tracking.translate_errors("logging"):
+        mlflow.log_params(logged)
+        mlflow.log_metrics({f"train_{k}": v for k, v in metrics.items()})
+        mlflow.log_text(paths.params.read_text(encoding="utf-8"), PARAMS_ARTIFACT)  # what reproduce rebuilds with
+        reference.log(reference.build(df, schema, model, params.seed))  # what `mlpipeline monitor` compares with
+        name = all_params.model_name(schema.task)
+        version = tracking.log_model_dir(paths.out("model"), name, active, {**tags, registry.EVALUATED: "false"})
+        checkpoint("train.registered")
+        return version, active.info.run_id
+
+
+def run(all_params: Params, paths: Paths) -> TrainResult:
+    """Fit on the train split; write the model and its description; log params, metrics and model to a new run."""
+    params = all_params.train
+    settings = env_settings()
+    tracking.configure()  # first: a tracking server that is down fails the stage before any work
+    hyperparams(params)  # a bad key or an unknown model fails before any work, naming it
+    train_file = paths.dep("train")
+    schema = Schema.model_validate(read_json(paths.dep("schema"), "preprocess"))
+    experiment, registered_model = all_params.experiment_name(), all_params.model_name(schema.task)
+    df = read_table(train_file, "preprocess", schema.csv_dtypes())
+    model, metrics = fit(params, schema, df, train_file)
+    model_md5 = modeldir.save(model, paths.out("model"), schema.model_input(df.head(5)), schema)
+
+    # Lineage: the raw data, and the test split the model is scored on, found in dvc.lock by their paths.
+    test_file = paths.downstream_dep("model", "test")
+    upstream = {"raw": paths.pipeline_output("raw"), **({"test": test_file} if test_file else {})}
+    lineage = lineage_tags(upstream, {"train": train_file}, paths.params, settings)
+    tags = {**lineage, tracking.MODEL_MD5_TAG: model_md5}
+    uncommitted = unreproducible(lineage)
+    if uncommitted:
+        logger.warning(
+            "uncommitted changes to %s: the version trained now cannot be rebuilt from a commit (`mlpipeline "
+            "reproduce` will say UNREPRODUCIBLE). Commit them first to keep every version reproducible",
+            ", ".join(uncommitted[:5]) + (f" and {len(uncommitted) - 5} more" if len(uncommitted) > 5 else ""),
+        )
     twin = registry.twin(registered_model, experiment, model_md5, tags.get("data.train.md5"))
     if twin is not None:  # the same bytes from the same data: that version, not a new one DVC would never gate
         version, run_id = twin
@@ -64,39 +117,20 @@ def run(all_params: Params, paths: Paths) -> TrainResult:
             run_id,
         )
     else:
-        with tracking.start_run(experiment, tags=tags) as active, tracking.translate_errors("logging the run"):
-            mlflow.log_params(
-                {
-                    "model": params.model,
-                    "task": schema.task,
-                    **params.model_params(),
-                    **(params.preprocessing() if params.model != "hist_gradient_boosting" else {}),
-                    "n_train_rows": len(X),
-                    "n_features": X.shape[1],
-                    "n_categorical": len(schema.categorical),
-                }
-            )
-            mlflow.log_metrics({f"train_{k}": v for k, v in metrics.items()})
-            mlflow.log_text(paths.params.read_text(encoding="utf-8"), PARAMS_ARTIFACT)  # what reproduce rebuilds with
-            reference.log(reference.build(df, schema, model, params.seed))  # what `mlpipeline monitor` compares with
-            version = tracking.log_model_dir(
-                paths.model_dir, registered_model, active, {**tags, registry.EVALUATED: "false"}
-            )
-            checkpoint("train.registered")
-            run_id = active.info.run_id
-    write_json(paths.train_metrics, metrics)
+        version, run_id = register(all_params, paths, model, df, schema, metrics, tags)
+    write_json(paths.out("train_metrics"), metrics)
     write_json(
-        paths.model_meta,
+        paths.out("model_metadata"),
         {
             "experiment": experiment,
             "registered_model": registered_model,
             "task": schema.task,
             "model": params.model,
-            "params": params.model_params(),
+            "params": logged_params(params),
             "model_md5": model_md5,
-            "features": [str(c) for c in X.columns],
+            "features": list(schema.features),
             "labels": {str(code): name for code, name in sorted(schema.labels.items())},
-            "n_train_rows": len(X),
+            "n_train_rows": len(df),
         },
     )
     headline = "accuracy" if schema.task == "classification" else "r2"
