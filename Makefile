@@ -21,22 +21,27 @@ WORKER_IDLE ?= 900
 SWEEP ?= 110,120,130,140,150,160,170,180,190,200
 JOBS ?= 2
 PYTEST_ARGS ?=
+# Optional parts (docs/adapt.md, "Removing a part"): their targets and tests apply only while their files exist.
+LINT_PATHS = $(wildcard src tests benchmarks airflow monitoring docker)
+OPTIONAL_ENVS = $(if $(wildcard airflow/pyproject.toml),airflow-setup) $(if $(wildcard monitoring/drift/pyproject.toml),monitor-setup)
 
+# The stages and the environments they run in come from dvc.yaml (`mlpipeline stages`), never from a list here.
+STAGES = $(shell $(abspath $(VENV))/bin/mlpipeline stages 2>/dev/null)
 # Docker: images are tagged with a hash of what defines them (the launcher computes the same one).
-STAGES := ingest validate preprocess train evaluate promote
-IMAGES := $(STAGES) serve tracking
 SERVE_PORT ?= 8000
 BASE_IMAGE ?= python:3.11-slim-bookworm
-IMAGE_TAG = $(shell cat docker/Dockerfile uv.lock pyproject.toml | sha256sum | cut -c1-12)
-AIRFLOW_IMAGE_TAG = $(shell cat docker/airflow.Dockerfile airflow/uv.lock airflow/pyproject.toml | sha256sum | cut -c1-12)
+IMAGE_TAG = $(shell cat docker/Dockerfile docker/install_shared.py uv.lock pyproject.toml | sha256sum | cut -c1-12)
+AIRFLOW_IMAGE_TAG = $(shell cat docker/airflow.Dockerfile airflow/uv.lock airflow/pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 DOCKER_SOCKET ?= /var/run/docker.sock
 STAGE ?=
+PACKAGE ?=
+FOR ?= model
 # What compose.yaml reads: who to run as, the socket's group, the project path and the image tag.
 COMPOSE_ENV = PROJECT_DIR="$(CURDIR)" MLPIPELINE_UID="$$(id -u)" MLPIPELINE_GID="$$(id -g)" \
 	DOCKER_GID="$$(stat -c %g $(DOCKER_SOCKET))" DOCKER_SOCKET="$(DOCKER_SOCKET)" MLPIPELINE_IMAGE_TAG="$(IMAGE_TAG)"
 
-.PHONY: help setup lock setup-env git-sync run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
+.PHONY: help setup lock add deps setup-env git-sync run status dag metrics plots exp exp-show ui lint format test test-unit test-integration bench clean clean-all \
 	build run-docker run-stage serve serve-docker up down ps logs setup-remote push pull dagshub \
 	airflow-setup airflow-spec airflow-test airflow-up airflow-run airflow-down build-worker sweep worker worker-stop monitoring-up monitoring-down \
 	monitor monitor-setup
@@ -56,21 +61,25 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 setup: $(VENV)/.synced ## Install the locked environment (uv, from uv.lock) into .venv
 	@echo "environment ready: $(VENV) (python -m mlpipeline --help)"
 
-lock: | $(UV) ## Re-resolve uv.lock and write each stage's requirements/<stage>.txt from it
-	@$(UV) lock
-	@$(UV) export --frozen --no-default-groups --no-emit-project --no-hashes --quiet -o requirements/check-params.txt
-	@for stage in $(STAGES); do \
-	  $(UV) export --frozen --no-default-groups --group $$stage --no-emit-project --no-hashes --quiet \
-	    -o requirements/$$stage.txt; \
-	done
-	@echo "uv.lock and requirements/ are up to date: commit them together"
+lock: setup ## Re-resolve uv.lock and write requirements/<env>.txt of every environment dvc.yaml's stages use
+	@UV=$(UV) mlpipeline lock
+	@touch $(VENV)/.synced
+
+add: setup ## Add a package where it is needed, then lock: make add PACKAGE=lightgbm [FOR=model|<stage>|<group>]
+	@test -n "$(PACKAGE)" || { echo "usage: make add PACKAGE=<package> [FOR=model|<stage>|<group>]"; exit 1; }
+	@UV=$(UV) mlpipeline add '$(PACKAGE)' --for $(FOR)
+	@touch $(VENV)/.synced
+
+deps: setup ## Write each stage's code deps into dvc.yaml (bin/stage and every module it imports)
+	@mlpipeline deps
 
 setup-env: ## Create .env from .env.example (never overwrites an existing .env; readable by you only)
 	@if [ -e .env ]; then echo ".env exists: left as it is (compare with .env.example)"; else \
 	  umask 077 && cp .env.example .env && chmod 600 .env && echo "created .env from .env.example: set your passwords in it"; fi
 
-run: setup ## Run the whole pipeline (dvc repro): params checked first, only what changed reruns
+run: setup ## Run the whole pipeline (dvc repro): code deps and params checked first, only what changed reruns
 	@mlpipeline check-params
+	@mlpipeline deps --quiet
 	$(start_worker)
 	@dvc repro $(ARGS)
 	@mlpipeline promote --after-experiment
@@ -89,31 +98,23 @@ git-sync: setup ## Record the pipeline's state: push its data to the DVC remote,
 	@git push $(GIT_PUSH_ARGS)
 
 # docker/Dockerfile is a tree of shared dependency layers: the first image builds them all (a couple of minutes),
-# the others reuse them and add only their group's remainder (seconds each).
-build: ## Build the stage images, the serving image and the DVC runner image (BASE_IMAGE=python:3.11-slim-bookworm)
+# the others reuse them and add only their group's remainder (seconds each). Which images: `mlpipeline images`.
+build: setup ## Build the stage images (one per environment in dvc.yaml), the server and the DVC runner (BASE_IMAGE=...)
 	@command -v docker >/dev/null || { echo "error: docker not found; install Docker (or .ci/provision-docker.sh)"; exit 1; }
 	@echo "building the shared dependency layers with the first image (docker/Dockerfile)"
-	@for stage in $(IMAGES); do \
-	  echo "building mlpipeline-$$stage:$(IMAGE_TAG)"; \
-	  docker build --quiet -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg STAGE=$$stage \
-	    -t mlpipeline-$$stage:$(IMAGE_TAG) -t mlpipeline-$$stage:latest . >/dev/null; \
-	done
-	@echo "building mlpipeline-runner:$(IMAGE_TAG)"
-	@docker build --quiet -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg STAGE=pipeline \
-	  --build-arg APT_PACKAGES=git -t mlpipeline-runner:$(IMAGE_TAG) -t mlpipeline-runner:latest . >/dev/null
-	@echo "building mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG)"
-	@docker build --quiet -f docker/airflow.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) \
-	  -t mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG) -t mlpipeline-airflow:latest . >/dev/null
-	@echo "images ready (tag $(IMAGE_TAG), airflow $(AIRFLOW_IMAGE_TAG)): make run-docker"
+	@UV=$(UV) mlpipeline images --build --base-image $(BASE_IMAGE)
+	@if [ -f docker/airflow.Dockerfile ]; then echo "building mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG)"; \
+	  docker build --quiet -f docker/airflow.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	    -t mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG) -t mlpipeline-airflow:latest . >/dev/null; fi
+	@echo "images ready (tag $(IMAGE_TAG)): make run-docker"
 
-build-worker: ## Build mlpipeline-worker, the image of the Airflow DAG's Kubernetes pods (DVC and every stage)
-	@docker build --quiet -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg STAGE=worker \
-	  --build-arg APT_PACKAGES=git -t mlpipeline-worker:$(IMAGE_TAG) -t mlpipeline-worker:latest . >/dev/null
+build-worker: setup ## Build mlpipeline-worker, the image of the Airflow DAG's Kubernetes pods (DVC and every stage)
+	@UV=$(UV) mlpipeline images --build --worker --only worker --base-image $(BASE_IMAGE)
 	@echo "mlpipeline-worker:$(IMAGE_TAG) built: push it where your cluster pulls from (MLPIPELINE_IMAGE_TAG=$(IMAGE_TAG))"
 
 define require_runner
 	@docker image inspect mlpipeline-runner:$(IMAGE_TAG) >/dev/null 2>&1 || \
-	  { echo "error: image mlpipeline-runner:$(IMAGE_TAG) not found (missing, or older than docker/Dockerfile, uv.lock, pyproject.toml): run make build"; exit 1; }
+	  { echo "error: image mlpipeline-runner:$(IMAGE_TAG) not found (missing, or older than docker/, uv.lock, pyproject.toml): run make build"; exit 1; }
 endef
 
 run-docker: ## Run the pipeline with every stage in its own container, driven by the DVC runner container
@@ -178,6 +179,7 @@ plots: setup ## Render the plots to dvc_plots/index.html (dvc plots show)
 
 exp: setup ## Run an experiment (never moves champion): make exp ARGS="-S train.n_estimators=300"
 	@mlpipeline check-params $(ARGS)
+	@mlpipeline deps --quiet
 	$(start_worker)
 	@dvc exp run $(ARGS)
 	@dvc exp show --no-pager --md --drop 'Created|State|Executor' 2>/dev/null || dvc exp show --no-pager
@@ -185,6 +187,7 @@ exp: setup ## Run an experiment (never moves champion): make exp ARGS="-S train.
 sweep: setup ## Queue one experiment per value (SWEEP=110,120,...: train.n_estimators) and run them, JOBS at a time
 	@# A typo in the key fails here, before anything is queued; each experiment's check-params checks its own value.
 	@mlpipeline check-params -S 'train.n_estimators=$(firstword $(subst $(comma), ,$(SWEEP)))' $(ARGS)
+	@mlpipeline deps --quiet
 	$(start_worker)
 	@dvc exp run --queue -S 'train.n_estimators=$(SWEEP)' $(ARGS)
 	@dvc exp run --run-all -j $(JOBS)
@@ -209,24 +212,25 @@ ui: setup ## Open the MLflow UI on the local store (MLFLOW_TRACKING_URI if set)
 	@mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(UI_PORT)
 
 lint: setup ## Lint, format check and type check (ruff, mypy); the GitHub workflows (schema, zizmor), offline
-	@ruff check src tests benchmarks airflow monitoring
-	@ruff format --check src tests benchmarks airflow monitoring
-	@mlpipeline airflow-spec --check
+	@ruff check $(LINT_PATHS)
+	@ruff format --check $(LINT_PATHS)
+	@if [ -d airflow/dags ]; then mlpipeline airflow-spec --check; fi
+	@mlpipeline deps --check
 	@mypy
 	@check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	@zizmor --offline --quiet .github/workflows
 
 format: setup ## Format the code and fix what ruff can
-	@ruff format src tests benchmarks airflow monitoring
-	@ruff check --fix src tests benchmarks airflow monitoring
+	@ruff format $(LINT_PATHS)
+	@ruff check --fix $(LINT_PATHS)
 
-test: setup airflow-setup monitor-setup ## Run all tests (unit + integration; engine-bound tiers skip with a reason when absent)
+test: setup $(OPTIONAL_ENVS) ## Run all tests (unit + integration; engine-bound tiers skip with a reason when absent)
 	@pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: setup ## Run only the fast unit tests
 	@pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: setup airflow-setup monitor-setup ## Run only the integration tests (real dvc repro, MLflow)
+test-integration: setup $(OPTIONAL_ENVS) ## Run only the integration tests (real dvc repro, MLflow)
 	@pytest -n 2 --dist loadgroup -m integration $(PYTEST_ARGS)
 
 # ---- Airflow: its own locked environment (airflow/pyproject.toml, airflow/uv.lock), never mixed with ours ----

@@ -1,11 +1,12 @@
 """Image builds: the layered docker/Dockerfile against the old way, one self-contained image per dependency group.
 
-Builds every image `make build` builds from docker/Dockerfile (the six stages, serve, tracking and the DVC
-runner), with the same `docker build` commands, from a warm base: the base image is present, none of the layers
-above it are. So that nothing is cached, and nobody's images are touched, the builds start from a fresh copy of
-the base image (`FROM <base>` plus a label: the same layers, a new id, so every layer above it is a cache miss)
-and the images are named mlpipeline-bench-*; they are removed at the end (--keep to keep them). The Airflow
-image, which `make build` also builds and this change leaves alone, is built the same way and reported apart.
+Builds every image `make build` builds from docker/Dockerfile (one per stage environment, serve, tracking and the
+DVC runner: `mlpipeline images`), with the same `docker build` commands, from a warm base: the base image is
+present, none of the layers above it are. So that nothing is cached, and nobody's images are touched, the builds
+start from a fresh copy of the base image (`FROM <base>` plus a label: the same layers, a new id, so every layer
+above it is a cache miss) and the images are named mlpipeline-bench-*; they are removed at the end (--keep to keep
+them). The Airflow image, which `make build` also builds and this change leaves alone, is built the same way and
+reported apart.
 
 Then the same images the old way, from the same uv.lock and a fresh base copy of their own: docker/Dockerfile as
 it was at --old-rev (each image a `uv sync` of its group from scratch, nothing shared but the base).
@@ -32,13 +33,20 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# What make build builds from docker/Dockerfile: image name -> build args.
-IMAGES = {
-    **{name: {"STAGE": name} for name in ("ingest", "validate", "preprocess", "train", "evaluate", "promote")},
-    "serve": {"STAGE": "serve"},
-    "tracking": {"STAGE": "tracking"},
-    "runner": {"STAGE": "pipeline", "APT_PACKAGES": "git"},
-}
+
+
+def images() -> dict[str, dict[str, str]]:
+    """What make build builds from docker/Dockerfile (mlpipeline images): image name -> build args."""
+    from mlpipeline.runtimes.images import images as wanted
+    from mlpipeline.runtimes.images import layer_of
+
+    return {
+        image.name: {"STAGE": image.group, "NAME": image.name, "NODE": layer_of(REPO, image.group)}
+        | ({"APT_PACKAGES": image.apt} if image.apt else {})
+        for image in wanted(REPO)
+    }
+
+
 # The last commit whose docker/Dockerfile built each image on its own.
 OLD_REV = "c4f39f3"
 
@@ -93,7 +101,7 @@ def image_size(tag: str) -> int:
 def build_all(way: str, dockerfile: Path, base: str, run: str) -> dict[str, dict[str, float]]:
     base_copy = fresh_base(base, f"{run}-{way}")
     figures = {}
-    for name, build_args in IMAGES.items():
+    for name, build_args in images().items():
         tag = f"mlpipeline-bench-{way}-{name}:{run}"
         seconds = build(dockerfile, tag, {"BASE_IMAGE": base_copy, **build_args})
         figures[name] = {"seconds": seconds, "size": image_size(tag)}
@@ -105,14 +113,14 @@ def remove(run: str) -> None:
     listed = docker(
         "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=mlpipeline-bench-*"
     ).split()
-    images = [tag for tag in listed if tag.endswith(f":{run}")]
+    built = [tag for tag in listed if tag.endswith(f":{run}")]
     bases = [tag for tag in listed if tag.startswith(f"mlpipeline-bench-base:{run}-")]
-    if images or bases:
-        docker("rmi", *images, *bases)  # the bases last: images built on them go first
+    if built or bases:
+        docker("rmi", *built, *bases)  # the bases last: images built on them go first
 
 
 def tags(way: str, run: str) -> list[str]:
-    return [f"mlpipeline-bench-{way}-{name}:{run}" for name in IMAGES]
+    return [f"mlpipeline-bench-{way}-{name}:{run}" for name in images()]
 
 
 def measure(way: str, dockerfile: Path, base: str, run: str) -> dict[str, float]:

@@ -31,11 +31,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mlpipeline.graph import load
+
 REPO = Path(__file__).resolve().parents[1]
 NAIVE_DIR = Path(__file__).resolve().parent / "naive"
 ZYGOTE = Path("src/mlpipeline/runtimes/zygote.py")
 # Each stage as dvc.yaml runs it (its cmd), so the figures are those of a real rerun and cannot drift from it.
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "promote")
+STAGES = tuple(stage for stage in load(REPO).project_stages if stage != "check-params")
 SWEEP = tuple(range(110, 210, 10))  # ten n_estimators values, none the committed one
 
 NAIVE = """The naive baseline: the reference's style, faithfully, on the same Iris data.
@@ -155,7 +157,7 @@ def once_naive(workdir: Path) -> dict[str, float]:
     assert "Running stage" not in out, out
     set_n_estimators(root, 50)
     figures["train param change"], _ = timed(["dvc", "repro"], root, env=env)
-    for stage in ("data_ingestion", "data_validation", "preprocess", "train", "evaluate"):
+    for stage in load(NAIVE_DIR).names:  # one script per stage, src/<stage>.py
         figures[f"  stage process: {stage}"], _ = timed(["python", f"src/{stage}.py"], root, env=env)
     return figures
 

@@ -35,9 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlpipeline.graph import load
+
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "promote")
-LINEAR = ("ingest", "validate", "preprocess")
+STAGES = tuple(stage for stage in load(REPO).project_stages if stage != "check-params")
+LINEAR = STAGES[: STAGES.index("train")]  # the data stages: their time and memory must scale linearly
 
 
 def env_for(root: Path) -> dict[str, str]:

@@ -244,7 +244,7 @@ FACTORIES = {"local": local_task, "docker": docker_task, "kubernetes": kubernete
 
 with DAG(
     dag_id="mlpipeline",
-    description="ingest -> validate -> preprocess -> train -> evaluate -> promote, as dvc.yaml defines it",
+    description=" -> ".join(stage["name"] for stage in SPEC["stages"]) + ", as dvc.yaml defines it",
     schedule=None,
     catchup=False,
     max_active_runs=1,

@@ -1,3 +1,3 @@
-"""mlpipeline: a reproducible ML pipeline (ingest -> validate -> preprocess -> train -> evaluate -> promote)."""
+"""mlpipeline: a reproducible ML pipeline whose stages dvc.yaml describes (`dvc dag` draws them)."""
 
 __version__ = "0.1.0"

@@ -24,8 +24,8 @@ logger = logging.getLogger("mlpipeline")
 app = typer.Typer(
     name="mlpipeline",
     help=(
-        "Reproducible ML pipeline: ingest -> validate -> preprocess -> train -> evaluate -> promote.\n\n"
-        "Normally run through DVC (`make run` / `dvc repro`), which calls these subcommands in order and skips "
+        "Reproducible ML pipeline: one subcommand per stage of dvc.yaml (`dvc dag` draws them), and tools.\n\n"
+        "Normally run through DVC (`make run` / `dvc repro`), which calls the stages in order and skips "
         "the ones whose inputs did not change. Each reads only its own section of params.yaml."
     ),
     no_args_is_help=True,
@@ -116,25 +116,28 @@ def _regate_experiment_verdict(params_file: Path) -> None:
     import subprocess
 
     from mlpipeline.errors import MlpipelineError
+    from mlpipeline.graph import load
     from mlpipeline.io.files import read_json
-    from mlpipeline.paths import Paths
-    from mlpipeline.settings import env_settings, load_params
+    from mlpipeline.settings import env_settings
 
-    paths = Paths.from_params(load_params(params_file), params_file)
-    if not paths.verdict.is_file():
+    graph = load(Path("."), params_file)
+    verdict_file = graph.output("promotion")
+    if not verdict_file.is_file():
         return
-    verdict = read_json(paths.verdict, "promote")
+    verdict = read_json(verdict_file, "promote")
     if verdict.get("mode") != "experiment":
         return
+    gate_stage = graph.producer(verdict_file)
+    assert gate_stage is not None
     logger.info(
         "the verdict in %s was made by experiment %s: gating v%s again as the workspace's own",
-        paths.verdict,
+        verdict_file,
         verdict.get("experiment"),
         verdict.get("version"),
     )
     try:
         done = subprocess.run(
-            ["dvc", "repro", "--force", "--single-item", "promote"],
+            ["dvc", "repro", "--force", "--single-item", gate_stage.name],
             check=False,
             timeout=env_settings().mlpipeline_subprocess_timeout,
         )
@@ -363,6 +366,16 @@ def serve(
     uvicorn.run(create_app(holder, settings), host=host, port=port, log_level="warning", access_log=access_log)
 
 
+def _register_adapt_commands() -> None:
+    from mlpipeline.adapt.commands import commands, new_app
+
+    for command in commands.registered_commands:
+        app.registered_commands.append(command)
+    app.add_typer(new_app, name="new")
+
+
+_register_adapt_commands()
+
 ab_app = typer.Typer(
     help="A/B and shadow serving: how the challenger compares with the champion.", no_args_is_help=True
 )
@@ -545,6 +558,31 @@ def contract(
     draft_contract(data, out, name=name, target=target, task=task, use=use, params_file=params)
 
 
+def _stage_command(stage: str) -> Any:
+    def command(params: ParamsOption = Path("params.yaml")) -> None:
+        _stage(stage, params)
+
+    return command
+
+
+def add_stage_commands(root: Path) -> None:
+    """A command for each stage of ``root``'s dvc.yaml that has none yet (a stage of your own): ``mlpipeline
+    <stage>`` runs it as DVC does."""
+    from mlpipeline.errors import MlpipelineError
+    from mlpipeline.graph import load
+
+    try:
+        stages = load(root).project_stages
+    except MlpipelineError:
+        return  # no readable dvc.yaml here: only the built-in commands
+    known = {c.name or (c.callback.__name__.replace("_", "-") if c.callback else "") for c in app.registered_commands}
+    for stage in stages:
+        if stage not in known:
+            app.command(name=stage, help=f"Run the {stage} stage of dvc.yaml (your own, in mlpipeline.stages).")(
+                _stage_command(stage)
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this; the console script exits with it)."""
     from typer.exceptions import TyperException
@@ -554,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging()
     args = list(sys.argv[1:] if argv is None else argv)
+    add_stage_commands(Path.cwd())
 
     def work() -> int | None:
         try:

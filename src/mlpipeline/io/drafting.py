@@ -9,17 +9,17 @@ cannot give a contract (no feature column, a single class) is a clear error.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import pandas as pd
 from pydantic import ValidationError
 
+from mlpipeline.adapt.paramsfile import set_params
 from mlpipeline.core.columns import RAW_TARGET, snake_case
 from mlpipeline.core.contract import MANY_CATEGORIES, Contract, infer_contract
 from mlpipeline.errors import ConfigError, DataContractError
 from mlpipeline.io.files import write_text
-from mlpipeline.settings import SOURCES_DIR, load_params, parse_params
+from mlpipeline.settings import SOURCES_DIR, load_params, parse_params, stage_names
 
 logger = logging.getLogger(__name__)
 
@@ -48,35 +48,6 @@ def read_table(data: Path, target: str, task: str) -> pd.DataFrame:
             f"`mlpipeline contract {data} {Path('contracts') / (data.stem + '.yaml')} --target <column>`"
         )
     return df
-
-
-def _scalar(value: str) -> str:
-    import yaml
-
-    return str(yaml.safe_dump(value, default_flow_style=True)).strip().removesuffix("...").strip()
-
-
-def set_params(text: str, updates: dict[str, dict[str, str]]) -> str:
-    """``text`` (a params.yaml) with ``section.key`` set to each value, comments and layout kept; a missing key is
-    added at the top of its section, a missing section at the end."""
-    lines = text.splitlines()
-    for section, values in updates.items():
-        header = next((i for i, line in enumerate(lines) if re.match(rf"^{re.escape(section)}:\s*(#.*)?$", line)), None)
-        if header is None:
-            lines += ["", f"{section}:", *(f"  {key}: {_scalar(value)}" for key, value in values.items())]
-            continue
-        end = next((i for i in range(header + 1, len(lines)) if re.match(r"^\S", lines[i])), len(lines))
-        for key, value in values.items():
-            pattern = re.compile(rf"^(\s+){re.escape(key)}:\s*([^#]*?)(\s+#.*)?$")
-            found = next((i for i in range(header + 1, end) if pattern.match(lines[i])), None)
-            if found is None:
-                lines.insert(header + 1, f"  {key}: {_scalar(value)}")
-                end += 1
-                continue
-            match = pattern.match(lines[found])
-            assert match is not None
-            lines[found] = f"{match.group(1)}{key}: {_scalar(value)}{match.group(3) or ''}"
-    return "\n".join(lines) + "\n"
 
 
 def _header(drafted: Contract, data: Path) -> str:
@@ -149,7 +120,8 @@ def _use(data: Path, contract: Path, dataset: str, target: str, task: str, param
     )
     from mlpipeline.settings import load_yaml
 
-    parse_params(load_yaml(updated, params_file), params_file)  # never write a file the pipeline would refuse
+    sections = stage_names(params_file.parent / "dvc.yaml")  # your own stages' sections are allowed too
+    parse_params(load_yaml(updated, params_file), params_file, sections)  # never write a file the pipeline refuses
     write_text(params_file, updated)
     logger.info(
         "%s now uses %s (ingest.name %s, target %r, %s) and %s: run `make run`",

@@ -1,10 +1,11 @@
 """Where a model came from: git commit and uncommitted files, DVC data and params hashes, experiment, runtime.
 
-Data hashes are read from ``dvc.lock`` (which DVC updates after each stage, so train sees this run's ingest
-and preprocess entries) and checked against the files train actually read: ``lineage.consistent`` says
-whether they agree. DVC 3 hashes a file's plain bytes, so ``md5`` here equals the hashes in dvc.lock. The params
-file itself is logged with the run (``lineage/params.yaml``), so ``reproduce`` can rebuild with exactly the
-params a model was trained with, also when they came from ``dvc exp run -S``.
+Data hashes are read from ``dvc.lock`` (which DVC updates after each stage, so train sees this run's entries
+of the stages before it), each found by its file's path in whichever stage wrote it, and checked against the
+files train actually read: ``lineage.consistent`` says whether they agree. DVC 3 hashes a file's plain bytes,
+so ``md5`` here equals the hashes in dvc.lock. The params file itself is logged with the run
+(``lineage/params.yaml``), so ``reproduce`` can rebuild with exactly the params a model was trained with, also
+when they came from ``dvc exp run -S``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ PARAMS_ARTIFACT = "lineage/params.yaml"
 GIT_TIMEOUT = 30.0
 # MLflow caps a tag value; a longer list of uncommitted files is cut with a marker.
 MAX_TAG = 4000
+# Uncommitted changes a rebuild can still take into account: the run records the params file, and dvc.lock is what
+# the run itself writes. A change to anything else (code, contracts, dvc.yaml, sources) is in no commit.
+RESTORABLE = ("params.yaml", "dvc.lock")
 
 
 def git(*args: str, cwd: Path | None = None) -> str | None:
@@ -32,22 +36,27 @@ def git(*args: str, cwd: Path | None = None) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def lock_hashes(lock: Path = LOCK) -> dict[str, str]:
-    """``{"data.raw.md5": ..., "data.train.md5": ..., "data.test.md5": ...}`` from a dvc.lock's preprocess stage."""
+def lock_hashes(files: dict[str, Path], lock: Path = LOCK) -> dict[str, str]:
+    """``{"data.<name>.md5": ..., "data.<name>.path": ...}`` for each named file that a stage in ``lock``
+    (a dvc.lock) records as its output, whichever stage that is."""
     import yaml
 
     if not lock.is_file():
         return {}
     stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
-    preprocess = stages.get("preprocess", {})
+    recorded = {
+        str(out.get("path")): out.get("md5")
+        for entry in stages.values()
+        if isinstance(entry, dict)
+        for out in entry.get("outs", [])
+        if isinstance(out, dict)
+    }
     hashes: dict[str, str] = {}
-    for dep in preprocess.get("deps", []):
-        if str(dep.get("path", "")).startswith("data/raw/"):
-            hashes["data.raw.md5"] = dep["md5"]
-            hashes["data.raw.path"] = dep["path"]
-    for out in preprocess.get("outs", []):
-        name = Path(out["path"]).stem  # train / test
-        hashes[f"data.{name}.md5"] = out["md5"]
+    for name, path in files.items():
+        found = recorded.get(path.as_posix())
+        if found:
+            hashes[f"data.{name}.md5"] = str(found)
+            hashes[f"data.{name}.path"] = path.as_posix()
     return hashes
 
 
@@ -60,8 +69,16 @@ def uncommitted_files() -> list[str]:
     return sorted({name for name in (changed + "\0" + untracked).split("\0") if name})
 
 
-def lineage_tags(read: dict[str, Path], params_file: Path, settings: EnvSettings) -> dict[str, str]:
-    """Tags for a run and its model version; ``read`` maps names (train, test) to the files the stage read."""
+def unreproducible(tags: dict[str, str]) -> list[str]:
+    """The uncommitted files of a run's lineage that no commit holds (so the model cannot be rebuilt from one)."""
+    return [name for name in tags.get("git.dirty_files", "").split(",") if name and name not in RESTORABLE]
+
+
+def lineage_tags(
+    files: dict[str, Path], read: dict[str, Path], params_file: Path, settings: EnvSettings
+) -> dict[str, str]:
+    """Tags for a run and its model version: the dvc.lock hashes of ``files`` (names such as raw, train, test
+    to paths), and those of ``read``, the files the stage itself read, which must agree with dvc.lock."""
     tags: dict[str, str] = {"mlpipeline.runtime": "docker" if settings.mlpipeline_in_container else "local"}
     commit = git("rev-parse", "HEAD")
     if commit:
@@ -71,7 +88,7 @@ def lineage_tags(read: dict[str, Path], params_file: Path, settings: EnvSettings
         if dirty:
             listed = ",".join(dirty)
             tags["git.dirty_files"] = listed if len(listed) <= MAX_TAG else listed[:MAX_TAG] + ",..."
-    locked = lock_hashes()
+    locked = lock_hashes({**files, **read})
     tags.update(locked)
     actual = {f"data.{name}.md5": md5(path) for name, path in read.items() if path.is_file()}
     tags["lineage.consistent"] = "true" if all(locked.get(k) == v for k, v in actual.items()) else "false"

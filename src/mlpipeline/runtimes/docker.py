@@ -23,14 +23,11 @@ from typing import Any
 
 from mlpipeline.errors import ConfigError, MlpipelineError, ServiceUnavailableError
 from mlpipeline.io.files import owner_alive, owner_token
-from mlpipeline.paths import STAGES as ALL_STAGES
 from mlpipeline.settings import env_settings, project_root
 
 logger = logging.getLogger(__name__)
 
-# The stages that run in containers (check-params only reads params.yaml, where DVC runs).
-STAGES = tuple(stage for stage in ALL_STAGES if stage != "check-params")
-IMAGE_INPUTS = ("docker/Dockerfile", "uv.lock", "pyproject.toml")
+IMAGE_INPUTS = ("docker/Dockerfile", "docker/install_shared.py", "uv.lock", "pyproject.toml")
 IN_CONTAINER = "MLPIPELINE_IN_CONTAINER"
 # Passed through to stage containers when set: tracking, S3 and our own settings. Never written anywhere.
 PASSTHROUGH_PREFIXES = ("MLFLOW_", "AWS_", "MLPIPELINE_", "DVC_EXP_", "GIT_")
@@ -48,9 +45,23 @@ def image_tag(root: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def image_name(stage: str, root: Path) -> str:
-    """E.g. ``mlpipeline-train:3f2a9c0d1b2e``."""
-    return f"mlpipeline-{stage}:{image_tag(root)}"
+def image_name(env: str, root: Path) -> str:
+    """The image of an environment (a dependency group), e.g. ``mlpipeline-train:3f2a9c0d1b2e``."""
+    return f"mlpipeline-{env}:{image_tag(root)}"
+
+
+def stage_envs(root: Path) -> dict[str, str]:
+    """Each stage that runs in a container, and the environment (image) it runs in: the
+    ``requirements/<env>.txt`` its dvc.yaml entry depends on (check-params runs where DVC runs)."""
+    from mlpipeline.graph import load
+
+    graph = load(root)
+    return {s.name: s.env for s in graph.stages if s.runs_here and s.env and s.env != "check-params"}
+
+
+def stage_images(root: Path) -> list[str]:
+    """The images the container stages need."""
+    return sorted({image_name(env, root) for env in stage_envs(root).values()})
 
 
 def _mount_root() -> Path:
@@ -119,13 +130,17 @@ def run_in_container(stage: str, args: list[str]) -> int:
     exit code."""
     from docker.errors import APIError, ImageNotFound
 
-    if stage not in STAGES:
-        raise ConfigError(f"unknown stage {stage!r}")
     cwd = Path.cwd().resolve()
+    envs = stage_envs(cwd)
+    if stage not in envs:
+        raise ConfigError(
+            f"stage {stage!r} cannot run in a container: dvc.yaml gives it no environment (a dependency on "
+            "requirements/<env>.txt, whose image `make build` builds)"
+        )
     root = _mount_root()
     client = _client()
     remove_orphans(client, root)
-    image = image_name(stage, cwd)
+    image = image_name(envs[stage], cwd)
     try:
         client.images.get(image)
     except ImageNotFound as exc:

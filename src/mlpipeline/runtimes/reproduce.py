@@ -27,18 +27,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from mlpipeline.errors import MlpipelineError
+from mlpipeline.errors import ConfigError, MlpipelineError
 from mlpipeline.io.files import md5
-from mlpipeline.io.lineage import PARAMS_ARTIFACT, describe, git, lock_hashes
+from mlpipeline.io.lineage import PARAMS_ARTIFACT, describe, git, lock_hashes, unreproducible
 from mlpipeline.settings import env_settings, load_yaml
 
 logger = logging.getLogger(__name__)
 
 DATA_KEYS = ("data.raw.md5", "data.train.md5", "data.test.md5")
-# Files a run rewrites or that DVC changes for an experiment; uncommitted changes to anything else (code,
-# contracts, dvc.yaml, data sources) cannot be rebuilt from the commit.
-RESTORABLE = ("params.yaml", "dvc.lock")
-MODEL_FILE = Path("models/model/model.skops")
 
 
 class Comparison(BaseModel):
@@ -149,6 +145,35 @@ def _missing_inputs(tree: Path) -> list[str]:
     return []
 
 
+def _rebuilt(tree: Path, tags: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The data and model hashes, and the test metrics, of the pipeline rebuilt in ``tree``: each file found by
+    the path the version recorded, else where the commit's dvc.yaml puts it."""
+    from mlpipeline.graph import load
+    from mlpipeline.io.modeldir import MODEL_FILE
+    from mlpipeline.paths import Paths
+
+    graph = load(tree)
+    model_dir = graph.output("model")
+    producer = graph.producer(model_dir)
+    assert producer is not None
+    trainer = Paths.for_stage(producer.name, tree / "params.yaml", tree)
+    try:
+        raw: Path | None = graph.output("raw")
+    except ConfigError:  # a commit from before outputs had keys: the recorded path says
+        raw = None
+    where = {"raw": raw, "train": trainer.dep("train"), "test": trainer.downstream_dep("model", "test")}
+    files = {
+        name: Path(tags.get(f"data.{name}.path") or str(path))
+        for name, path in where.items()
+        if path or tags.get(f"data.{name}.path")
+    }
+    hashes = lock_hashes(files, tree / "dvc.lock")
+    if (tree / model_dir / MODEL_FILE).is_file():
+        hashes["mlpipeline.model_md5"] = md5(tree / model_dir / MODEL_FILE)
+    metrics = json.loads((tree / graph.output("metrics")).read_text(encoding="utf-8"))
+    return hashes, metrics
+
+
 def _unreproducible(name: str, version: str, commit: str, reasons: list[str], notes: list[str]) -> ReproduceReport:
     return ReproduceReport(
         model=name,
@@ -176,7 +201,7 @@ def reproduce(name: str, ref: str) -> ReproduceReport:
 
     reasons: list[str] = []
     notes: list[str] = []
-    dirty = [f for f in tags.get("git.dirty_files", "").split(",") if f and f not in RESTORABLE]
+    dirty = unreproducible(tags)
     if tags.get("git.dirty") == "true" and "git.dirty_files" not in tags:
         reasons.append("the tree had uncommitted changes when it was trained, and they were not recorded")
     if dirty:
@@ -223,10 +248,7 @@ def reproduce(name: str, ref: str) -> ReproduceReport:
         else:
             logger.info("rebuilding %s v%s from commit %s in %s", name, info["version"], commit[:12], tree)
             _must(["dvc", "repro", "--force"], tree, env, timeout)
-            reproduced = lock_hashes(tree / "dvc.lock")
-            if (tree / MODEL_FILE).is_file():
-                reproduced["mlpipeline.model_md5"] = md5(tree / MODEL_FILE)
-            metrics = json.loads((tree / "metrics" / "metrics.json").read_text(encoding="utf-8"))
+            reproduced, metrics = _rebuilt(tree, tags)
         if git("diff", "--quiet", commit, "--", "uv.lock", cwd=Path(root)) is None:
             notes.append("uv.lock changed since that commit; the current environment was used")
     finally:

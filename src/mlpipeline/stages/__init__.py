@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlpipeline.console import configure_logging, guarded
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from mlpipeline.settings import Params
 
 # Runs where DVC runs even with MLPIPELINE_RUNTIME=docker: it only reads params.yaml and writes a marker file.
 IN_PROCESS_ONLY = ("check-params",)
@@ -23,13 +30,37 @@ def module_of(stage: str) -> str:
     return f"mlpipeline.stages.{stage.replace('-', '_')}"
 
 
+def own_section(params: Params, stage: str) -> BaseModel | None:
+    """The section of your own ``stage`` checked by its module's ``PARAMS`` (None when it has no section)."""
+    from pydantic import BaseModel
+
+    from mlpipeline.errors import ConfigError
+
+    if stage not in (params.model_extra or {}):
+        return None
+    try:
+        module = importlib.import_module(module_of(stage))
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"params.yaml has a section {stage!r} but there is no stage module {module_of(stage)}"
+        ) from exc
+    model = getattr(module, "PARAMS", None)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ConfigError(
+            f"params.yaml has a section {stage!r}, but {module_of(stage)} declares no PARAMS to check it: add "
+            "`PARAMS = <a Section subclass with its keys>` to the module (see docs/adapt.md)"
+        )
+    return params.section(stage, model)
+
+
 def run_stage(stage: str, params_file: Path) -> None:
     """Load and check the params, derive the paths, and run ``stage`` in this process."""
     from mlpipeline.paths import Paths
     from mlpipeline.settings import load_params
 
     params = load_params(params_file)
-    importlib.import_module(module_of(stage)).main(params, Paths.from_params(params, params_file))
+    own_section(params, stage)  # a stage of your own: its section's keys, before any work
+    importlib.import_module(module_of(stage)).main(params, Paths.for_stage(stage, params_file))
 
 
 def execute(stage: str, params_file: Path) -> int | None:
@@ -47,14 +78,26 @@ def execute(stage: str, params_file: Path) -> int | None:
 
 
 def _dispatch(argv: list[str]) -> int | None:
-    from mlpipeline.paths import STAGES
+    from mlpipeline.graph import load
 
     parser = argparse.ArgumentParser(
         prog="python -m mlpipeline.stages", description="Run one pipeline stage (what dvc.yaml calls)."
     )
-    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("stage", help="a stage of dvc.yaml")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file")
     args = parser.parse_args(argv)
+    stages = load(Path("."), args.params).project_stages
+    if args.stage not in stages:
+        from mlpipeline.errors import ConfigError
+
+        raise ConfigError(f"no stage {args.stage!r} runs `sh bin/stage` in dvc.yaml (stages: {', '.join(stages)})")
+    if importlib.util.find_spec(module_of(args.stage)) is None:
+        from mlpipeline.errors import ConfigError
+
+        raise ConfigError(
+            f"stage {args.stage!r} has no module: write src/mlpipeline/stages/{args.stage.replace('-', '_')}.py "
+            "with `def main(params, paths)` (`mlpipeline new stage` writes one)"
+        )
     return execute(args.stage, args.params)
 
 

@@ -99,20 +99,19 @@ def run(params: EvaluateParams, paths: Paths) -> EvaluateResult:
 
     settings = env_settings()
     tracking.configure()  # first: a tracking server that is down fails the stage before any work
-    meta = read_json(paths.model_meta, "train")
-    if md5(paths.model_dir / modeldir.MODEL_FILE) != meta["model_md5"]:
-        raise MlpipelineError(
-            f"{paths.model_dir} is not the model {paths.model_meta} describes: rerun train (`dvc repro`)"
-        )
-    model = modeldir.load(paths.model_dir)
-    schema = modeldir.schema_of(paths.model_dir)
-    df = read_table(paths.test, "preprocess", schema.csv_dtypes())
+    model_dir, model_meta, images = paths.dep("model"), paths.dep("model_metadata"), paths.out("evaluation")
+    meta = read_json(model_meta, "train")
+    if md5(model_dir / modeldir.MODEL_FILE) != meta["model_md5"]:
+        raise MlpipelineError(f"{model_dir} is not the model {model_meta} describes: rerun train (`dvc repro`)")
+    model = modeldir.load(model_dir)
+    schema = modeldir.schema_of(model_dir)
+    df = read_table(paths.dep("test"), "preprocess", schema.csv_dtypes())
     y = schema.target(df)
     predicted = model.predict(schema.model_input(df))
     metrics = task_metrics(schema.task, y, predicted)
     per_class: dict[str, dict[str, float]] = {}
-    paths.images.mkdir(parents=True, exist_ok=True)
-    for stale in paths.images.glob("*.png"):  # the folder is this stage's output: only this run's plots
+    images.mkdir(parents=True, exist_ok=True)
+    for stale in images.glob("*.png"):  # the folder is this stage's output: only this run's plots
         stale.unlink()
     if schema.task == "classification":
         labels = schema.labels
@@ -120,19 +119,19 @@ def run(params: EvaluateParams, paths: Paths) -> EvaluateResult:
         matrix = confusion(y, predicted, labels)
         report: dict[str, Any] = {"task": schema.task, "per_class": per_class, "confusion_matrix": matrix}
         shown = pd.DataFrame({"actual": y.map(labels), "predicted": pd.Series(predicted).map(labels)})
-        plot_confusion(matrix, paths.images / "confusion_matrix.png", params.plot_dpi)
+        plot_confusion(matrix, images / "confusion_matrix.png", params.plot_dpi)
         headline = f"accuracy {metrics['accuracy']:.3f}, f1_macro {metrics['f1_macro']:.3f}"
     else:
         report = {"task": schema.task, "residuals": residual_summary(y, predicted)}
         shown = pd.DataFrame({"actual": y, "predicted": pd.Series(predicted).round(6)})
-        plot_regression(y, predicted, paths.images, params.plot_dpi)
+        plot_regression(y, predicted, images, params.plot_dpi)
         headline = f"rmse {metrics['rmse']:.4g}, mae {metrics['mae']:.4g}, r2 {metrics['r2']:.3f}"
 
     run_id = tracking.find_model_run(meta["experiment"], meta["model_md5"], settings.dvc_exp_name)
     version = registry.version_of_run(meta["registered_model"], run_id)
-    write_json(paths.metrics, {**metrics, "n_test_rows": len(y)})
-    write_json(paths.report, report)
-    write_csv(paths.predictions, shown)
+    write_json(paths.out("metrics"), {**metrics, "n_test_rows": len(y)})
+    write_json(paths.out("report"), report)
+    write_csv(paths.out("predictions"), shown)
 
     with tracking.resume_run(run_id), tracking.translate_errors("logging evaluation"):
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
@@ -144,10 +143,10 @@ def run(params: EvaluateParams, paths: Paths) -> EvaluateResult:
                 if k != "support"
             }
         )
-        for path in (paths.metrics, paths.report, *sorted(paths.images.glob("*.png"))):
+        for path in (paths.out("metrics"), paths.out("report"), *sorted(images.glob("*.png"))):
             mlflow.log_artifact(str(path), artifact_path="evaluation")
     registry.tag_version(meta["registered_model"], version, {registry.EVALUATED: "true"})
-    logger.info("test %s for %s v%s; metrics in %s", headline, meta["registered_model"], version, paths.metrics)
+    logger.info("test %s for %s v%s; metrics in %s", headline, meta["registered_model"], version, paths.out("metrics"))
     return EvaluateResult(metrics=metrics, run_id=run_id, version=version)
 
 

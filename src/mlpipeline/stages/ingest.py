@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from mlpipeline.errors import DataContractError
+from mlpipeline.errors import ConfigError, DataContractError
 from mlpipeline.io.files import atomic_path
 from mlpipeline.io.sources import read_source
 from mlpipeline.paths import Paths
@@ -56,4 +56,11 @@ def run(params: IngestParams, out: Path) -> IngestResult:
 
 def main(params: Params, paths: Paths) -> IngestResult:
     """The DVC stage: ``ingest.source`` into ``data/raw/<ingest.name>.csv``."""
-    return run(params.ingest, paths.raw)
+    sources = paths.dep("sources")
+    source = Path(params.ingest.source)
+    if ":" not in params.ingest.source and sources not in source.parents:
+        raise ConfigError(
+            f"ingest.source {source} is not under {sources}, the folder dvc.yaml tracks as ingest's input: an edit "
+            "of it would not rerun the pipeline. Move the file there"
+        )
+    return run(params.ingest, paths.out("raw"))

@@ -40,16 +40,16 @@ class PreprocessResult:
 
 def run(params: PreprocessParams, paths: Paths) -> PreprocessResult:
     """Split the raw data only if validate passed it; every output is replaced atomically."""
-    report = read_json(paths.validation, "validate")
+    validation, raw_file = paths.dep("data_validation"), paths.dep("raw")
+    train_file, test_file, schema_file = paths.out("train"), paths.out("test"), paths.out("schema")
+    report = read_json(validation, "validate")
     if not report.get("passed"):
-        raise DataContractError(
-            f"{paths.validation} says the raw data failed validation: fix the data and rerun `dvc repro`"
-        )
+        raise DataContractError(f"{validation} says the raw data failed validation: fix the data and rerun `dvc repro`")
     if not report.get("schema"):
-        raise DataContractError(f"{paths.validation} has no schema: rerun validate (`dvc repro validate`)")
+        raise DataContractError(f"{validation} has no schema: rerun validate (`dvc repro validate`)")
     schema = Schema.model_validate(report["schema"])
-    require_input(paths.raw, "ingest")
-    raw = scan_raw(paths.raw)
+    require_input(raw_file, "ingest")
+    raw = scan_raw(raw_file)
     stratify = schema.task == "classification"
     # Only the class codes are held (8 bytes a row), parsed as they stream in; the rows stay in the file.
     labels = (
@@ -61,20 +61,20 @@ def run(params: PreprocessParams, paths: Paths) -> PreprocessResult:
     try:
         test_rows = holdout_rows(total, params.test_size, params.seed, labels)
     except ValueError as exc:  # e.g. a test_size too small to hold one row per class
-        raise DataContractError(f"cannot split {paths.raw} with test_size={params.test_size}: {exc}") from exc
+        raise DataContractError(f"cannot split {raw_file} with test_size={params.test_size}: {exc}") from exc
     train_part = ~rows_in(test_rows)
     train_rows = total - len(test_rows)
     if params.max_train_rows is not None and train_rows > params.max_train_rows:
         train_rows, train_part = params.max_train_rows, rows_in(sample_rows(total, test_rows, labels, params))
     del labels
-    table = raw if paths.train.suffix != ".parquet" else raw.select(typed_columns(schema, raw.collect_schema().names()))
+    table = raw if train_file.suffix != ".parquet" else raw.select(typed_columns(schema, raw.collect_schema().names()))
     rows = table.with_row_index(ROW)
-    write_part(paths.test, rows.filter(rows_in(test_rows)).drop(ROW))
-    write_part(paths.train, rows.filter(train_part).drop(ROW))
-    write_json(paths.schema, schema.model_dump(mode="json"))
+    write_part(test_file, rows.filter(rows_in(test_rows)).drop(ROW))
+    write_part(train_file, rows.filter(train_part).drop(ROW))
+    write_json(schema_file, schema.model_dump(mode="json"))
     logger.info(
         "split %s into %d train%s / %d test rows (seed %d, %s)",
-        paths.raw,
+        raw_file,
         train_rows,
         f" (a sample: max_train_rows of {total - len(test_rows)})" if train_rows < total - len(test_rows) else "",
         len(test_rows),

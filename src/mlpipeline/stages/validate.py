@@ -56,4 +56,4 @@ def run(params: ValidateParams, raw: Path, report: Path) -> ValidationReport:
 
 def main(params: Params, paths: Paths) -> ValidationReport:
     """The DVC stage: check ``data/raw/<ingest.name>.csv`` against ``validate.contract``."""
-    return run(params.validate_, paths.raw, paths.validation)
+    return run(params.validate_, paths.dep("raw"), paths.out("data_validation"))
