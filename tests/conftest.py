@@ -15,10 +15,84 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
+def default_params_text() -> str:
+    """The params the tests run with: your params.yaml's layout and comments, every key of ours at the code's
+    default (Iris, the default model and gate), never your edits; the sections of your own stages as you have them
+    (dvc.yaml reads those). On the project as shipped it is params.yaml itself."""
+    from mlpipeline.adapt.paramsfile import set_params
+    from mlpipeline.core.estimators import default_hyperparams
+    from mlpipeline.settings import Params, load_yaml
+
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    yours = load_yaml(text, "params.yaml") or {}
+    defaults = Params().model_dump(mode="json", by_alias=True)
+    defaults["train"] = {**defaults["train"], **default_hyperparams()}
+    updates = {
+        section: {
+            key: value
+            for key, value in values.items()
+            if key in (yours.get(section) or {}) or value is not None  # an absent key that defaults to null stays so
+        }
+        for section, values in defaults.items()
+    }
+    for section, values in yours.items():  # your keys of ours that the code no longer knows are dropped
+        if section in defaults and isinstance(values, dict):
+            text = _without(text, section, [key for key in values if key not in defaults[section]])
+    return set_params(text, updates)
+
+
+def _without(text: str, section: str, keys: list[str]) -> str:
+    import re
+
+    lines, inside = [], False
+    for line in text.splitlines():
+        inside = line.startswith(f"{section}:") or (inside and not re.match(r"^\S", line))
+        if not (inside and any(re.match(rf"^\s+{re.escape(key)}:", line) for key in keys)):
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def default_params() -> dict[str, object]:
+    """:func:`default_params_text` parsed: our sections alone (those of your own stages are checked by them)."""
+    import yaml
+
+    from mlpipeline.settings import Params
+
+    ours = {field.alias or name for name, field in Params.model_fields.items()}
+    data: dict[str, object] = yaml.safe_load(default_params_text())
+    return {section: values for section, values in data.items() if section in ours}
+
+
+def write_default_params(path: Path) -> Path:
+    """Write :func:`default_params_text` to ``path`` (a params.yaml); the sections of your own stages only beside
+    a dvc.yaml that has them."""
+    text = default_params_text()
+    if not (path.parent / "dvc.yaml").is_file():
+        from mlpipeline.settings import Params, load_yaml
+
+        ours = {field.alias or name for name, field in Params.model_fields.items()}
+        text = _without_sections(text, [key for key in load_yaml(text, path) or {} if key not in ours])
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _without_sections(text: str, sections: list[str]) -> str:
+    import re
+
+    lines, dropping = [], False
+    for line in text.splitlines():
+        if re.match(r"^\S", line):
+            dropping = any(line.startswith(f"{section}:") for section in sections)
+        if not dropping:
+            lines.append(line)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project directory as cwd, with the committed params.yaml and contracts, MLflow in tmp_path."""
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    """An empty project directory as cwd, with the default params, dvc.yaml and the contracts, MLflow in tmp_path."""
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    write_default_params(tmp_path / "params.yaml")
     shutil.copytree(REPO / "contracts", tmp_path / "contracts")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -29,8 +103,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def uv_path() -> str:
-    """The uv that `make setup` uses (on PATH, or installed into the repo's .tools/)."""
-    return shutil.which("uv") or str(REPO / ".tools" / "bin" / "uv")
+    """The uv that `make setup` uses: $UV (a test run inside a docs page's copy gets the outer run's), on PATH, or
+    installed into the repo's .tools/."""
+    return os.environ.get("UV") or shutil.which("uv") or str(REPO / ".tools" / "bin" / "uv")
 
 
 def project_env(project: Path) -> dict[str, str]:
@@ -46,8 +121,9 @@ def project_env(project: Path) -> dict[str, str]:
     return env
 
 
-def copy_project(dest: Path) -> Path:
-    """Copy the repo's files (tracked, and new ones git does not ignore) into a fresh git repo at ``dest``."""
+def copy_project(dest: Path, own_params: bool = False) -> Path:
+    """Copy the repo's files (tracked, and new ones git does not ignore) into a fresh git repo at ``dest``, with
+    the default params (:func:`default_params`) unless ``own_params``: the tests never depend on your params.yaml."""
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
     ).stdout.decode()
@@ -56,6 +132,8 @@ def copy_project(dest: Path) -> Path:
         if source.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / rel)
+    if not own_params:
+        write_default_params(dest / "params.yaml")
     env = project_env(dest)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, env=env, check=True)
@@ -113,3 +191,16 @@ def in_threads(count: int, target: Callable[..., object], *args: object) -> None
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print what the adaptation recipes touched (tests/test_docs.py records it, on whichever xdist worker)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    reports = sorted(factory.getbasetemp().glob("**/docs-files-touched.txt"))
+    lines = [line for report in reports for line in report.read_text(encoding="utf-8").splitlines()]
+    if lines:
+        terminalreporter.section("files each documented recipe touches (docs/adapt.md)")
+        for line in lines:
+            terminalreporter.line(line)

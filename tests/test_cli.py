@@ -8,6 +8,10 @@ import pytest
 import yaml
 
 from mlpipeline.cli import main
+from mlpipeline.graph import load
+from tests.conftest import REPO
+
+GRAPH = load(REPO)
 
 IRIS_HEADER = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm,species"
 
@@ -38,7 +42,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def test_help_lists_every_stage(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run_cli(capsys, "--help")
     assert code == 0
-    for stage in ("ingest", "validate", "preprocess", "train", "evaluate"):
+    for stage in GRAPH.project_stages:
         assert stage in out
 
 
@@ -99,12 +103,12 @@ def test_bad_params_fail_before_any_work(
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params[section].update(change)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    for stage in ("ingest", "train"):
+    for stage in ("check-params", "train"):  # check-params runs first in every pipeline run; train checks again
         code, out = run_cli(capsys, stage)
         assert code == 2
         assert expected in out
         assert "Traceback" not in out
-    assert sorted(p.name for p in workdir.iterdir()) == ["contracts", "params.yaml"]
+    assert sorted(p.name for p in workdir.iterdir()) == ["contracts", "dvc.yaml", "params.yaml"]
 
 
 def test_missing_inputs_say_which_stage_to_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,7 +120,7 @@ def test_missing_inputs_say_which_stage_to_run(workdir: Path, capsys: pytest.Cap
 def test_unreachable_tracking_server_is_a_clear_error(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for stage in ("ingest", "validate", "preprocess"):
+    for stage in GRAPH.needs("train")[1:]:  # what train reads, made first (check-params aside)
         assert run_cli(capsys, stage)[0] == 0
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     code, out = run_cli(capsys, "train")
@@ -184,7 +188,7 @@ def test_user_data_never_produces_an_internal_error(
     source.write_bytes(content)
     use_source(workdir, source)
     codes = []
-    for stage in ("ingest", "validate", "preprocess"):
+    for stage in GRAPH.needs("train")[1:]:  # the data stages
         code, out = run_cli(capsys, stage)
         codes.append(code)
         assert code != 70, out

@@ -6,14 +6,23 @@ Convention (docs/README.md explains it to readers): a ```console block holds com
 line ``[N]`` says the command exits with status N (else it must exit 0). A command with no output lines shown is
 only checked for its exit status. Each command runs in a fresh ``bash -c`` at the root of a copy of the project
 made for its page (one copy per page, shared by its blocks in order), with stderr merged into stdout as a
-terminal shows it. ``<!-- needs: X -->`` just before a block says it needs a service; the block runs when the
-service is there and is skipped with the reason otherwise (docker: fails instead in CI, see NEEDS).
+terminal shows it. A command that starts a process in the background writes its pid to ``<name>.pid`` at the
+copy's root (``(mlpipeline serve ... & echo $! > serve.pid)``); the test kills it when the page ends, passed or
+not. ``<!-- needs: X -->`` just before a block says it needs a service; the block runs when the service is there
+and is skipped with the reason otherwise (docker: fails instead in CI, see NEEDS).
+
+A page that changes the project's dependencies (docs/adapt.md adds LightGBM) says ``<!-- test: own-environment -->``:
+its copy installs its own .venv instead of using this test run's, and its `make test` (the adapted project's whole
+suite) leaves out what this run already covers and what would recurse: the docs pages themselves, and the docker and
+team-stack tiers (``NESTED_TESTS``). For such a page the files each block leaves changed (besides dvc.lock and
+outputs) are printed at the end of the run: how many files each recipe touches.
 
 Every other fenced block (diagrams, file excerpts) is not run, so no shell block may use another language tag.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -32,6 +41,10 @@ DOCS = REPO / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 FENCE = re.compile(r"^```(\S*)\s*$")
 NEEDS = re.compile(r"^<!--\s*needs:\s*([a-z-]+)\s*-->$")
+OWN_ENVIRONMENT = "<!-- test: own-environment -->"
+NESTED_TESTS = '-m "not docker and not server" --ignore=tests/test_docs.py'
+# A command may take as long as a whole test suite (docs/adapt.md runs `make test` in its copy).
+COMMAND_TIMEOUT = 3600
 STATUS = re.compile(r"^\[(\d+)\]$")
 
 
@@ -129,11 +142,10 @@ def matches(expected: list[str], actual: str) -> bool:
 
 
 def _docker() -> str | None:
-    from mlpipeline.runtimes.docker import STAGES, image_tag
+    from mlpipeline.runtimes.docker import image_name, stage_images
     from tests.integration.conftest import docker_missing
 
-    tag = image_tag(REPO)
-    reason = docker_missing([f"mlpipeline-{name}:{tag}" for name in (*STAGES, "runner")])
+    reason = docker_missing([*stage_images(REPO), image_name("runner", REPO)])
     if reason and os.environ.get("MLPIPELINE_REQUIRE_DOCKER") == "1":
         pytest.fail(f"MLPIPELINE_REQUIRE_DOCKER=1 but {reason}")
     return reason
@@ -168,16 +180,36 @@ SERVICES: dict[str, Callable[[], str | None]] = {"docker": _docker, "stack": _st
 BLOCKS = [block for page in PAGES for block in console_blocks(page)]
 
 
-def page_env(project: Path, needs: str | None) -> dict[str, str]:
-    """A user's shell in the copy: the project's environment, `make` using this test run's venv (no install)."""
+def own_environment(page: Path) -> bool:
+    return OWN_ENVIRONMENT in page.read_text(encoding="utf-8")
+
+
+def page_env(project: Path, needs: str | None, own: bool = False) -> dict[str, str]:
+    """A user's shell in the copy: the project's environment, `make` using this test run's venv (no install), or
+    with ``own`` the copy's own .venv (made by its first `make`)."""
     env = project_env(project)
     if needs != "dagshub":  # a developer's own DagsHub account must not change what the offline blocks show
         env = {k: v for k, v in env.items() if not k.startswith("DAGSHUB_")}
-    env["MAKEFLAGS"] = f"VENV={Path(env['PATH'].split(os.pathsep)[0]).parent} UV={uv_path()}"
+    if own:
+        env["PATH"] = f"{project / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+        env["MAKEFLAGS"] = f"UV={uv_path()}"
+        env["UV"] = uv_path()  # the copy's own tests run make in copies of it, with this uv
+        env["PYTEST_ARGS"] = NESTED_TESTS
+    else:
+        env["MAKEFLAGS"] = f"VENV={Path(env['PATH'].split(os.pathsep)[0]).parent} UV={uv_path()}"
     # As a user's `make run` does, start the stage worker (seconds per stage saved); it is stopped with the copy.
     env.update(WORKER="1", WORKER_IDLE="120")
     env.pop("MAKELEVEL", None)
     return env
+
+
+def stop_background(project: Project) -> None:
+    """Stop what the page's commands left running: the processes whose pids are in ``*.pid`` at the copy's root."""
+    import signal
+
+    for pid_file in project.root.glob("*.pid"):
+        with contextlib.suppress(ValueError, IndexError, ProcessLookupError, PermissionError):
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
 
 
 def stop_worker(project: Project) -> None:
@@ -189,7 +221,7 @@ def stop_worker(project: Project) -> None:
 
 def run_block(block: Block, project: Project) -> None:
     """Run the block's commands in order; fail naming the page line when a status or an output differs."""
-    env = page_env(project.root, block.needs)
+    env = page_env(project.root, block.needs, own_environment(block.page))
     for command in block.commands:
         done = subprocess.run(
             ["bash", "-c", command.text],
@@ -198,7 +230,7 @@ def run_block(block: Block, project: Project) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            timeout=600,
+            timeout=COMMAND_TIMEOUT,
             check=False,
         )
         where = f"{block.page.relative_to(REPO)}:{command.line}: $ {command.text}"
@@ -234,9 +266,24 @@ def test_documented_commands_run_as_shown(
                 failed = block.id  # until every command of the block has done what the page says
                 run_block(block, project)
                 failed = None
+                if own_environment(page):
+                    report_touched(block, project, tmp_path_factory)
     finally:
         if project is not None:
+            stop_background(project)
             stop_worker(project)
+
+
+def report_touched(block: Block, project: Project, factory: pytest.TempPathFactory) -> None:
+    """Record the files the page's blocks so far left changed (the terminal summary prints them)."""
+    listed = project.run("git", "status", "--porcelain", "--untracked-files=all", "--", ".", ":!dvc.lock").stdout
+    files = sorted(line[3:] for line in listed.splitlines() if line.strip())
+    report = factory.getbasetemp() / TOUCHED_REPORT
+    with report.open("a", encoding="utf-8") as handle:
+        handle.write(f"{block.id}: {len(files)} files changed since the copy: {', '.join(files) or '-'}\n")
+
+
+TOUCHED_REPORT = "docs-files-touched.txt"
 
 
 # ---- what the pages say exists ----

@@ -2,16 +2,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from mlpipeline.core.estimators import ESTIMATORS
 from mlpipeline.errors import ConfigError
 from mlpipeline.settings import Params, env_settings, load_params, parse_params
+from tests.conftest import REPO, default_params, write_default_params
 
-REPO = Path(__file__).resolve().parents[1]
+
+def test_the_committed_params_are_valid_whatever_you_set_in_them() -> None:
+    """Your params.yaml only has to pass check-params: any valid edit keeps `make test` green."""
+    from mlpipeline.stages.check_params import check_file
+
+    check_file(REPO / "params.yaml", REPO / "dvc.yaml")
 
 
-def test_committed_params_equal_embedded_defaults() -> None:
-    assert load_params(REPO / "params.yaml") == Params()
+def test_the_defaults_the_tests_run_with_are_the_code_s(tmp_path: Path) -> None:
+    from mlpipeline.core.estimators import default_hyperparams
+    from mlpipeline.settings import TrainParams
+    from mlpipeline.stages.check_params import check_file
+
+    checked = check_file(write_default_params(tmp_path / "params.yaml"), REPO / "dvc.yaml")
+    assert checked == Params(train=TrainParams.model_validate(default_hyperparams()))
 
 
 def test_a_missing_params_file_is_an_error_never_the_defaults(tmp_path: Path) -> None:
@@ -55,9 +66,11 @@ def test_a_syntax_error_names_its_line_and_column(tmp_path: Path) -> None:
         ({"train": {"n_estimators": 1.5}}, "'train.n_estimators'"),
         (
             {"train": {"model": "xgboost"}},
-            "'train.model': input should be 'random_forest', 'linear', 'logistic_regression' or "
-            "'hist_gradient_boosting'",
+            f"'train.model': 'xgboost' is not a registered estimator ({', '.join(sorted(ESTIMATORS))})",
         ),
+        ({"train": {"features": ["nope"]}}, "'train.features': no feature transform 'nope'"),
+        ({"promote": {"floors": {"acuracy": 0.9}}}, "'promote.floors.acuracy': input should be 'accuracy'"),
+        ({"promote": {"min_accuracy": 0.9}}, "promote.min_accuracy is now promote.floors: {accuracy: <value>}"),
         ({"preprocess": {"test_size": 1.5}}, "'preprocess.test_size': input should be less than 1"),
         ({"validate": {"min_rows_per_class": 0}}, "'validate.min_rows_per_class'"),
         ({"ingest": {"name": "../escape"}}, "'ingest.name'"),
@@ -67,8 +80,11 @@ def test_a_syntax_error_names_its_line_and_column(tmp_path: Path) -> None:
     ],
 )
 def test_bad_params_name_the_key(data: dict, expected: str) -> None:
+    """As check-params checks them: the structure, then train against the estimator and feature registries."""
+    from mlpipeline.stages.check_params import check_sections
+
     with pytest.raises(ConfigError) as caught:
-        parse_params(data, Path("params.yaml"))
+        check_sections(parse_params(data, Path("params.yaml")))
     message = str(caught.value)
     assert expected in message
     assert "\n" not in message
@@ -87,13 +103,33 @@ def test_non_mapping_and_bad_yaml(tmp_path: Path) -> None:
 def test_params_are_frozen() -> None:
     params = Params()
     with pytest.raises(ValueError, match="frozen"):
-        params.train.n_estimators = 3  # type: ignore[misc]
+        params.train.seed = 3  # type: ignore[misc]
 
 
 def test_model_params_follow_the_model() -> None:
-    data = yaml.safe_load((REPO / "params.yaml").read_text())
-    data["train"]["model"] = "logistic_regression"
-    assert set(parse_params(data).train.model_params()) == {"C", "max_iter", "seed"}
+    from mlpipeline.core.estimators import logged_params
+
+    data = default_params()
+    data["train"]["model"] = "logistic_regression"  # type: ignore[index]
+    assert set(logged_params(parse_params(data).train)) == {"C", "max_iter", "seed"}
+
+
+def test_a_section_of_your_own_stage_is_checked_by_its_module(tmp_path: Path) -> None:
+    from mlpipeline.settings import Section
+
+    class Mine(Section):
+        clip: float = 3.0
+
+    (tmp_path / "dvc.yaml").write_text("stages:\n  mine:\n    cmd: sh bin/stage mine\n")
+    params = tmp_path / "params.yaml"
+    params.write_text("mine:\n  clip: 2.5\n")
+    assert load_params(params).section("mine", Mine) == Mine(clip=2.5)
+    params.write_text("mine:\n  clp: 2.5\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'mine\.clp'"):
+        load_params(params).section("mine", Mine)
+    params.write_text("yours:\n  clip: 2.5\n")  # no such stage: a typo of a section
+    with pytest.raises(ConfigError, match=r"unknown key 'yours' \(the sections are ingest, validate, .*your own"):
+        load_params(params)
 
 
 def test_env_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -133,8 +169,8 @@ def test_params_keys_dvc_interpolates_must_be_in_the_file(tmp_path: Path) -> Non
         ConfigError, match=r"'ingest\.name', 'preprocess\.format', 'validate\.contract' must be set in the file itself"
     ):
         check_file(params, REPO / "dvc.yaml")
-    params.write_text((REPO / "params.yaml").read_text())
-    assert check_file(params, REPO / "dvc.yaml") == Params()
+    write_default_params(params)
+    assert check_file(params, REPO / "dvc.yaml").ingest.name == "iris"
 
 
 def test_each_data_set_gets_its_own_registered_model() -> None:

@@ -9,10 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project, copy_project
+from mlpipeline.graph import load
+from tests.conftest import REPO, Project, copy_project
 from tests.integration.services import database, s3, tracking_server  # noqa: F401  (fixtures for every module)
 
-STAGES = ["check-params", "ingest", "validate", "preprocess", "train", "evaluate", "promote"]
+# The stages of dvc.yaml, in its order: what a full `dvc repro` runs. Expectations about reruns derive from its
+# graph, so a project with a stage of its own passes the same tests.
+GRAPH = load(REPO)
+STAGES = GRAPH.names
+
+
+def rerun(*changed: str, params: bool = False) -> list[str]:
+    """What `dvc repro` runs after the inputs of the ``changed`` stages changed: they and every stage after them
+    (a params change reruns check-params first)."""
+    return (["check-params"] if params else []) + GRAPH.downstream(*changed)
+
+
+def importers(module: str) -> list[str]:
+    """The stages whose code deps list ``module`` (a path under src/), in order."""
+    return [stage.name for stage in GRAPH.stages if module in stage.deps]
 
 
 def ran(output: str) -> list[str]:

@@ -24,11 +24,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, VENV_BIN, Project, copy_project, project_env
-from tests.integration.conftest import STAGES, ran
+from tests.integration.conftest import GRAPH, STAGES, ran
 from tests.integration.services import KEY_ID, PG, SECRET, Service, clean_env, compose_config, free_port, stop_group
 from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow")]
+
+if not (REPO / "airflow" / "dags").is_dir():
+    pytest.skip("Airflow was removed from this project (no airflow/dags/)", allow_module_level=True)
 
 AIRFLOW_BIN = REPO / "airflow" / ".venv" / "bin"
 
@@ -86,7 +89,7 @@ def test_tasks_on_two_workspaces_sharing_only_s3_and_mlflow(done: Project, s3: S
         stages_ran[stage] = ran(task(workers[i % 2], stage, head, env).stdout)
     assert [s for s, names in stages_ran.items() if stage_ran(s, names)] == STAGES  # each ran once, where due
     last = workers[(len(STAGES) - 1) % 2]
-    assert last.path("dvc.lock").read_bytes() == origin.path("dvc.lock").read_bytes()  # as `make run` writes it
+    assert last.path("dvc.lock").read_bytes() == done.path("dvc.lock").read_bytes()  # as `make run` writes it
     assert file_hashes(last, DETERMINISTIC) == file_hashes(done, DETERMINISTIC)
     assert "storage" in last.path(".dvc/config").read_text()
     assert SECRET not in last.path(".dvc/config").read_text()
@@ -95,7 +98,7 @@ def test_tasks_on_two_workspaces_sharing_only_s3_and_mlflow(done: Project, s3: S
     fresh = clone(origin.root, tmp_path / "worker-c")
     again = task(fresh, "promote", head, env)
     assert ran(again.stdout) == []
-    assert fresh.path("dvc.lock").read_bytes() == origin.path("dvc.lock").read_bytes()
+    assert fresh.path("dvc.lock").read_bytes() == done.path("dvc.lock").read_bytes()
 
     # A new commit changes a train param: a worker still at the old commit checks it out; only train onward run.
     origin.set_param("train.n_estimators", 60)
@@ -281,7 +284,7 @@ def test_dags_test_runs_the_pipeline_like_make_run_and_a_failure_stops_downstrea
     result, states = dags_test(env, broken)
     assert states["run"] == "failed"
     assert states["validate"] == "failed"
-    assert {states[s] for s in ("preprocess", "train", "evaluate", "promote")} == {"upstream_failed"}
+    assert {states[s] for s in GRAPH.downstream("validate")[1:]} == {"upstream_failed"}
     assert "ERROR" in result.stdout + result.stderr
     assert "min_rows_per_class" in result.stdout + result.stderr  # the stage's own one-line error
     assert champion(workspace.root) == "1"
@@ -471,9 +474,8 @@ def test_celery_workers_on_separate_clones_share_only_s3_and_mlflow(
             assert workspace.path(".mlpipeline/airflow-task.lock").exists()
         final = workers["worker-a"]  # promote runs on the default queue
         assert final.path("dvc.lock").read_bytes() == done.path("dvc.lock").read_bytes()
-        assert file_hashes(final, ["metrics/metrics.json", "models/model_metadata.json"]) == file_hashes(
-            done, ["metrics/metrics.json", "models/model_metadata.json"]
-        )
+        results = [str(GRAPH.output("metrics")), str(GRAPH.output("model_metadata"))]
+        assert file_hashes(final, results) == file_hashes(done, results)
         client = MlflowClient(tracking_uri=tracking_server.url)
         assert client.get_model_version_by_alias("iris-classifier", "champion").version == "1"
         assert not final.path("mlflow.db").exists()  # everything went to the shared server

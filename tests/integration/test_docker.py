@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpipeline.runtimes.docker import STAGES, image_tag
+from mlpipeline.runtimes.docker import image_name, image_tag, stage_images
 from tests.conftest import REPO, Project, copy_project
-from tests.integration.conftest import client, docker_missing, ran, require_docker
+from tests.integration.conftest import STAGES, client, docker_missing, ran, require_docker
 from tests.integration.test_pipeline import DETERMINISTIC, file_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.xdist_group("docker")]
@@ -27,14 +27,12 @@ USER = 1000  # a non-root user, to prove outputs belong to the caller
 
 
 def _docker_ready() -> str | None:
-    tag = image_tag(REPO)
-    return docker_missing([f"mlpipeline-{name}:{tag}" for name in [*STAGES, "runner"]])
+    return docker_missing([*stage_images(REPO), image_name("runner", REPO)])
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _engine() -> None:
-    tag = image_tag(REPO)
-    require_docker([f"mlpipeline-{name}:{tag}" for name in [*STAGES, "runner"]])
+    require_docker([*stage_images(REPO), image_name("runner", REPO)])
 
 
 @pytest.fixture
@@ -68,7 +66,7 @@ def as_user(project: Project, *cmd: str, check: bool = True) -> subprocess.Compl
 
 def test_run_docker_matches_local_and_outputs_belong_to_the_user(shared_project: Project, done: Project) -> None:
     result = as_user(shared_project, "make", "run-docker")
-    assert ran(result.stdout) == ["check-params", "ingest", "validate", "preprocess", "train", "evaluate", "promote"]
+    assert ran(result.stdout) == STAGES
     assert file_hashes(shared_project, DETERMINISTIC) == file_hashes(done, DETERMINISTIC)
     outputs = [p for d in ("data", "metrics", "models", "plots", "reports") for p in shared_project.path(d).rglob("*")]
     outputs += [shared_project.path("dvc.lock"), shared_project.path("mlflow.db")]

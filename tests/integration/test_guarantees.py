@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import Project
-from tests.integration.conftest import client, copy_of, ran
+from tests.integration.conftest import client, copy_of, ran, rerun
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("guarantees")]
 
@@ -71,7 +71,8 @@ def test_an_edited_source_file_reruns_ingest_and_what_follows(done: Project, tmp
     # Same file name, new content: DVC sees it (today's bug: "up to date", stale data served).
     write(rows[:-10])
     second = project.make("run")
-    assert ran(second.stdout)[:4] == ["ingest", "validate", "preprocess", "train"]
+    through_train = rerun("ingest")[: rerun("ingest").index("train") + 1]  # then evaluate and promote as need be
+    assert ran(second.stdout)[: len(through_train)] == through_train
     assert len(project.path("data/raw/iris.csv").read_text().splitlines()) == len(raw) - 10
 
     # A new file beside it is an input too (the folder is the dependency).

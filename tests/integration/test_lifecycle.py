@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import Project
-from tests.integration.conftest import client, copy_of, ran
+from tests.integration.conftest import GRAPH, client, copy_of, ran, rerun
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("lifecycle")]
 
@@ -66,6 +66,26 @@ def test_gate_promotes_rejects_and_rolls_back(done: Project, tmp_path: Path) -> 
     assert "no previous-champion alias" in again.stderr
 
 
+def test_a_gate_of_your_own_is_params_only_and_says_when_the_champion_fails_it(done: Project, tmp_path: Path) -> None:
+    project = copy_of(done, tmp_path / "p")
+    assert aliases(project) == {"champion": "1"}  # test accuracy 0.933, precision_macro 0.933
+    # A stricter gate on a metric of your choice, in params.yaml alone: promote reruns and says the champion
+    # no longer passes it (it stays: nothing demotes a model by itself), with what to do.
+    project.set_param("promote.floors", {"accuracy": 0.9, "precision_macro": 0.95})
+    result = project.repro()
+    assert ran(result.stdout) == rerun("promote", params=True)
+    assert "iris-classifier v1 is the champion but no longer passes the gate: min_precision_macro" in result.stderr
+    assert "mlpipeline rollback" in result.stderr
+    assert aliases(project) == {"champion": "1"}
+    checks = {c["name"]: c["status"] for c in verdict(project)["checks"]}
+    assert checks["min_precision_macro"] == "fail"
+    assert verdict(project)["decision"] == "already-champion"
+    # A better candidate that passes the new gate replaces it.
+    project.set_param("train.max_depth", 3)  # f1_macro 0.967 on this test set
+    project.repro()
+    assert verdict(project)["decision"] == "promoted", verdict(project)
+
+
 def test_gate_fails_closed_when_the_champion_cannot_be_loaded(done: Project, tmp_path: Path) -> None:
     project = copy_of(done, tmp_path / "p")
     # Break the stored model files of the only model so far, the champion.
@@ -95,9 +115,13 @@ def test_lineage_matches_dvc_lock_and_git_and_reproduce_matches(done: Project, t
     assert tags["git.commit"] == head
     assert tags["git.dirty"] == "false"
     assert tags["data.raw.md5"] == lock["ingest"]["outs"][0]["md5"]
-    outs = {o["path"]: o["md5"] for o in lock["preprocess"]["outs"]}
-    assert tags["data.train.md5"] == outs["data/processed/train.csv"]
-    assert tags["data.test.md5"] == outs["data/processed/test.csv"]
+    # The split train read and the one evaluate scored, wherever dvc.yaml says they come from.
+    outs = {o["path"]: o["md5"] for stage in lock.values() for o in stage.get("outs", [])}
+    train, evaluate = GRAPH.stage("train"), GRAPH.stage("evaluate")
+    read = {key: next(d for d in stage.data_deps if stage.dep_key(d, GRAPH) == key) for key, stage in
+            (("train", train), ("test", evaluate))}  # fmt: skip
+    assert tags["data.train.md5"] == outs[read["train"]]
+    assert tags["data.test.md5"] == outs[read["test"]]
     assert tags["lineage.consistent"] == "true"
     assert tags["mlpipeline.runtime"] == "local"
     assert info["aliases"] == ["champion"]

@@ -17,7 +17,7 @@ import pytest
 
 from mlpipeline.errors import ServiceUnavailableError
 from mlpipeline.monitoring.monitor import DriftDetectedError, watch
-from tests.conftest import REPO
+from tests.conftest import REPO, write_default_params
 
 
 def test_failed_checks_are_logged_and_a_drift_retrains_once_per_episode(caplog: pytest.LogCaptureFixture) -> None:
@@ -64,7 +64,7 @@ def test_setting_stop_ends_the_wait_between_checks_at_once() -> None:
 
 
 def test_the_cli_watcher_keeps_going_without_a_champion_and_sigterm_stops_it_cleanly(tmp_path: Path) -> None:
-    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    write_default_params(tmp_path / "params.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLPIPELINE_"))}
     env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", PYTHONPATH=str(REPO / "src"))
     watcher = subprocess.Popen(

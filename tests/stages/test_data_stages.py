@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,25 @@ labels: {0: x, 1: y}
 """
 
 
-def paths_in(root: Path, fmt: str = "csv") -> Paths:
-    return Paths(
-        params=root / "params.yaml",
-        contract=root / "contract.yaml",
-        raw=root / "raw.csv",
-        validation=root / "validation.json",
-        train=root / f"train.{fmt}",
-        test=root / f"test.{fmt}",
-        schema=root / "schema.json",
-    )
+@dataclass(frozen=True)
+class Files:
+    """The data stages' files in one folder, and the Paths preprocess gets for them."""
+
+    root: Path
+    fmt: str = "csv"
+
+    def __getattr__(self, name: str) -> Path:
+        suffix = {"train": self.fmt, "test": self.fmt, "schema": "json", "validation": "json", "contract": "yaml"}
+        return self.root / f"{name}.{suffix.get(name, 'csv')}"
+
+    def preprocess(self) -> Paths:
+        deps = {"raw": [self.raw], "data_validation": [self.validation]}
+        outs = {"train": self.train, "test": self.test, "schema": self.schema}
+        return Paths("preprocess", self.root / "params.yaml", deps, outs)
+
+
+def paths_in(root: Path, fmt: str = "csv") -> Files:
+    return Files(root, fmt)
 
 
 def toy(tmp_path: Path, text: str) -> tuple[Path, ValidateParams]:
@@ -115,11 +125,11 @@ def test_a_header_only_file_has_no_data_rows(tmp_path: Path) -> None:
     assert check(tmp_path, "a,n,c,target,target_name\n")["<table>", "no data rows"]
 
 
-def synthetic_run(tmp_path: Path, rows: int, fmt: str, **split: object) -> Paths:
+def synthetic_run(tmp_path: Path, rows: int, fmt: str, **split: object) -> Files:
     paths = paths_in(tmp_path, fmt)
     ingest.run(IngestParams(source=f"synthetic:{rows}", name="synthetic"), paths.raw)
     validate.run(ValidateParams(contract=SYNTHETIC), paths.raw, paths.validation)
-    preprocess.run(PreprocessParams(format=fmt, **split), paths)  # type: ignore[arg-type]
+    preprocess.run(PreprocessParams(format=fmt, **split), paths.preprocess())  # type: ignore[arg-type]
     return paths
 
 
@@ -180,6 +190,6 @@ def test_a_regression_target_is_split_at_random(tmp_path: Path) -> None:
         "name: diabetes\ntask: regression\nstrict: false\nfeatures: {age: {}}\ntarget: {min: 0, max: 1000}\n"
     )
     validate.run(ValidateParams(contract=str(paths.contract)), paths.raw, paths.validation)
-    result = preprocess.run(PreprocessParams(max_train_rows=100), paths)
+    result = preprocess.run(PreprocessParams(max_train_rows=100), paths.preprocess())
     assert (result.train_rows, result.test_rows) == (100, 89)
     assert len(pd.read_csv(paths.train)) == 100
