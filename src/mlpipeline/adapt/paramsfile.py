@@ -24,7 +24,8 @@ def set_params(text: str, updates: dict[str, dict[str, Any]]) -> str:
             continue
         end = next((i for i in range(header + 1, len(lines)) if re.match(r"^\S", lines[i])), len(lines))
         for key, value in values.items():
-            pattern = re.compile(rf"^(\s+){re.escape(key)}:\s*([^#]*?)(\s+#.*)?$")
+            # The value may quote a '#' (not a comment then); a comment follows whitespace.
+            pattern = re.compile(rf"^(\s+){re.escape(key)}:\s*((?:'[^']*'|\"[^\"]*\"|[^#'\"])*?)(\s+#.*)?$")
             found = next((i for i in range(header + 1, end) if pattern.match(lines[i])), None)
             if found is None:
                 lines.insert(header + 1, f"  {key}: {scalar(value)}")
