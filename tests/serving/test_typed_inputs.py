@@ -49,7 +49,7 @@ def test_strings_and_nulls_are_served_like_the_model_predicts_them() -> None:
         ({"colour": "purple", "size": 1.0, "shape": "round"}, "colour", "'blue', 'green' or 'red'"),
         ({"colour": None, "size": 1.0, "shape": "round"}, "colour", "'blue', 'green' or 'red'"),  # not nullable
         ({"colour": "red", "size": "big", "shape": "round"}, "size", "number"),
-        ({"colour": "red", "size": 1.0}, "shape", "required"),
+        ({"size": 1.0, "shape": "round"}, "colour", "required"),  # never had gaps: it must be sent
     ],
 )
 def test_a_bad_value_is_a_422_naming_the_field_and_the_allowed_values(
@@ -66,7 +66,20 @@ def test_the_openapi_schema_lists_categories_and_optional_fields() -> None:
     client, _ = serve("classification")
     row = client.get("/openapi.json").json()["components"]["schemas"]["Row"]
     assert row["properties"]["colour"]["enum"] == ["blue", "green", "red"]
-    assert set(row["required"]) == {"colour", "size", "shape"}  # present, though size and shape may be null
+    assert row["required"] == ["colour"]  # size and shape had gaps in training: null or left out
+    assert "or null (missing: the model imputes it)" in row["properties"]["size"]["description"]
+
+
+def test_a_column_that_had_gaps_in_training_may_be_null_or_left_out() -> None:
+    client, fitted = serve("classification")
+    import pandas as pd
+
+    _, schema = datasets.mixed()
+    full = [{"colour": "blue", "size": None, "shape": None}]
+    left_out = client.post("/predict", json={"rows": [{"colour": "blue"}]})
+    assert left_out.status_code == 200, left_out.text
+    expected = fitted.predict(schema.model_input(pd.DataFrame(full)))
+    assert left_out.json()["predictions"][0]["class_id"] == int(expected[0])
 
 
 @pytest.mark.parametrize("model", ["random_forest", "linear", "hist_gradient_boosting"])

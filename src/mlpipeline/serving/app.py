@@ -199,21 +199,26 @@ def _row_fields(model: LoadedModel) -> tuple[dict[str, Any], dict[str, Any]]:
     example: dict[str, Any] = {}
     infos = model.schema.features if model.schema is not None else dict.fromkeys(model.features)
     for name, info in infos.items():
+        # A column with gaps in training may be null or left out (the model imputes it); any other is required.
+        nullable = info is not None and info.nullable
+        optional: dict[str, Any] = {"default": None} if nullable else {}
+        gaps = " or null (missing: the model imputes it)" if nullable else ""
         if info is not None and info.kind == "categorical":
             categories = tuple(info.categories or ())
             kind: Any = Literal[categories]
-            described = Field(description=f"feature '{name}': one of {list(categories)}")
+            described = Field(description=f"feature '{name}': one of {list(categories)}{gaps}", **optional)
             example[name] = categories[0]
         else:
             kind = float
             described = Field(
-                allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX, description=f"feature '{name}' (a number)"
+                allow_inf_nan=False,
+                ge=-FLOAT32_MAX,
+                le=FLOAT32_MAX,
+                description=f"feature '{name}' (a number{gaps})",
+                **optional,
             )
             example[name] = 1.0
-        if info is not None and info.nullable:
-            fields[name] = (kind | None, described)
-        else:
-            fields[name] = (kind, described)
+        fields[name] = (kind | None if nullable else kind, described)
     return fields, example
 
 
