@@ -77,6 +77,8 @@ def test_a_syntax_error_names_its_line_and_column(tmp_path: Path) -> None:
         ({"ingest": {"source": "synthetic:0"}}, "use synthetic:<rows>, a whole number of rows from 1 to"),
         ({"ingest": {"source": "synthetic:lots"}}, "'ingest.source'"),
         ({"ingest": {"source": "synthetic:100_000_001"}}, "from 1 to 100_000_000"),
+        ({"ingest": {"missing": [" NA"]}}, "values are trimmed before matching, so write the tokens trimmed"),
+        ({"ingest": {"missing": "NA"}}, "'ingest.missing'"),
     ],
 )
 def test_bad_params_name_the_key(data: dict, expected: str) -> None:

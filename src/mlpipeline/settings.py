@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlpipeline.core.columns import MISSING_TOKENS
 from mlpipeline.errors import ConfigError
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
@@ -66,13 +67,24 @@ class IngestParams(Section):
     file under ``data/sources/`` whose label column is ``target``. The raw file is
     written to ``data/raw/<name>.csv``. ``task`` is ``auto`` (a bundled source knows its task; a file's label
     column is a regression target when it is numeric with non-integer values or more than
-    ``MAX_AUTO_CLASSES`` distinct values, else classes), or set explicitly.
+    ``MAX_AUTO_CLASSES`` distinct values, else classes), or set explicitly. ``missing`` lists what a file writes
+    for a missing value: each of them alone in a field (whitespace around values is trimmed) becomes a gap, so a
+    number column with ``NA`` in it is numbers with gaps; rows whose label is missing are dropped, with a count.
     """
 
     source: str = "sklearn:iris"
     name: Name = "iris"
     target: str = "target"
     task: Literal["auto", "classification", "regression"] = "auto"
+    missing: list[str] = Field(default_factory=lambda: list(MISSING_TOKENS))
+
+    @field_validator("missing")
+    @classmethod
+    def _trimmed(cls, tokens: list[str]) -> list[str]:
+        untrimmed = [t for t in tokens if t != t.strip()]
+        if untrimmed:
+            raise ValueError(f"{untrimmed}: values are trimmed before matching, so write the tokens trimmed")
+        return tokens
 
     @field_validator("source")
     @classmethod

@@ -174,7 +174,7 @@ def test_drafting_never_fails_on_data_and_the_data_passes_its_draft() -> None:
     assert drafted.features["size"].kind == "numeric"
     assert drafted.features["shape"].nullable
     assert drafted.features["shape"].kind == "categorical"
-    assert drafted.features["empty"].nullable
+    assert drafted.ignored == {"empty": "no values: every row is a gap"}
     assert drafted.features["flag"].categories == ["False", "True"]
     assert drafted.labels == {0: "3", 1: "5"}
     checked = raw.astype({"flag": "string"})
@@ -186,3 +186,30 @@ def test_drafting_a_regression_target_gives_its_range() -> None:
     assert drafted.task == "regression"
     assert drafted.target is not None
     assert (drafted.target.min, drafted.target.max) == (9.0, 21.0)
+
+
+def test_the_draft_leaves_row_numbers_ids_and_free_text_out_and_validate_lets_them_through() -> None:
+    rows = 30
+    labels = ["no"] * 15 + ["yes"] * 15  # sorted by the label: a row number would predict it perfectly
+    raw = pd.DataFrame(
+        {
+            "unnamed_0": [str(i) for i in range(1, rows + 1)],
+            "seq": [str(i) for i in range(rows)],
+            "name": [f"passenger {i}" for i in range(rows)],
+            "age": [str(20 + i % 7) for i in range(rows)],
+            "target": [str(int(label == "yes")) for label in labels],
+            "target_name": labels,
+        }
+    )
+    drafted = infer_contract(raw, "t")
+    assert list(drafted.features) == ["age"]
+    assert set(drafted.ignored) == {"unnamed_0", "seq", "name"}
+    assert "row number" in drafted.ignored["seq"]
+    assert "free text" in drafted.ignored["name"]
+    assert check_frame(raw, drafted, min_rows_per_class=1).passed
+    assert list(drafted.to_schema().features) == ["age"]  # the model never sees them
+
+
+def test_a_column_both_used_and_ignored_is_refused() -> None:
+    with pytest.raises(ValueError, match="both features and ignored"):
+        Contract.model_validate({"name": "x", "features": {"a": {}}, "labels": {0: "n", 1: "y"}, "ignored": {"a": "?"}})

@@ -7,8 +7,11 @@ from mlpipeline.errors import ConfigError
 from mlpipeline.io.sources import read_source, snake_case
 
 
-def collect(source: str, target: str = "target", chunk_rows: int = 50_000, task: str = "auto") -> pd.DataFrame:
-    return pd.concat(list(read_source(source, target, task, chunk_rows)), ignore_index=True)
+def collect(
+    source: str, target: str = "target", chunk_rows: int = 50_000, task: str = "auto", missing: list[str] | None = None
+) -> pd.DataFrame:
+    tokens = {} if missing is None else {"missing": missing}
+    return pd.concat(list(read_source(source, target, task, chunk_rows, **tokens)), ignore_index=True)
 
 
 def test_snake_case() -> None:
@@ -102,12 +105,38 @@ def test_the_task_follows_the_labels(tmp_path: Path, labels: list[str], task: st
     assert "target_name" in forced.columns
 
 
-def test_a_regression_file_keeps_its_values_and_gaps(tmp_path: Path) -> None:
+def test_a_regression_file_keeps_its_values_and_gaps_and_drops_unlabelled_rows_with_a_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "r.csv"
-    path.write_text("colour,price\nred,1.5\n,2.75\nblue,\n")
+    path.write_text("colour,price\nred,1.5\n,2.75\nblue,\ngreen, NA \n")
     df = collect(str(path), "price", task="regression")
-    assert df["target"].tolist() == ["1.5", "2.75", ""]
-    assert df["colour"].tolist() == ["red", "", "blue"]
+    assert df["target"].tolist() == ["1.5", "2.75"]
+    assert df["colour"].tolist() == ["red", ""]
+    assert "dropped 2 rows" in caplog.text
+    assert "'price'" in caplog.text
+
+
+def test_missing_value_tokens_become_gaps_and_values_are_trimmed(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    tokens = ["NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?", "-", " ", "  NA  "]
+    rows = [f"{token},{token},a" for token in tokens] + ["  1.5 , yes ,b", "2,no,a"]
+    path.write_text("bill length (mm),flag,y\n" + "\n".join(rows) + "\n")
+    df = collect(str(path), "y")
+    assert df["bill_length_mm"].tolist() == [""] * len(tokens) + ["1.5", "2"]
+    assert df["flag"].tolist() == [""] * len(tokens) + ["yes", "no"]
+    kept = collect(str(path), "y", missing=["?"])  # ingest.missing: NA is a value here
+    assert kept["flag"].tolist()[:3] == ["NA", "N/A", "NaN"]
+    assert kept["flag"].tolist()[7] == ""
+
+
+def test_a_label_token_is_no_class_and_names_that_collide_are_numbered(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_text("A b,a_b,y\n1,2,x\n3,4,NA\n5,6, z\n")
+    df = collect(str(path), "y")
+    assert list(df.columns) == ["a_b", "a_b_2", "target", "target_name"]
+    assert df["target_name"].tolist() == ["x", "z"]
+    assert df["target"].tolist() == [0, 1]
 
 
 def test_synthetic_source_is_the_same_every_time_in_bounded_blocks() -> None:

@@ -69,13 +69,26 @@ def check(tmp_path: Path, text: str) -> dict[tuple[str, str], Any]:
     return {(v["column"], v["problem"].split(" (")[0]): v for v in report["violations"]}
 
 
-def test_gaps_spaces_and_the_pandas_missing_markers_read_as_pandas_reads_them(tmp_path: Path) -> None:
-    raw, params = toy(tmp_path, "a,n,c,target,target_name\n 1.5 ,3,u,0,x\n2,4,NA,1,y\n3, 5 ,n/a,1,y\n")
+def test_missing_value_tokens_and_spaces_in_a_source_are_gaps_to_validate(tmp_path: Path) -> None:
+    source = tmp_path / "source.csv"
+    source.write_text("a,n,c,label\n 1.5 ,3,u,x\n2,4,NA,y\n3, 5 ,n/a,y\nN/A,6,v,y\n")
+    raw, params = toy(tmp_path, "")
+    ingest.run(IngestParams.model_construct(source=str(source), target="label", task="classification"), raw)
+    with pytest.raises(DataContractError, match=r"a: missing value \(null/NaN\) \(1 row, e.g. line 5: None\)"):
+        validate.run(params, raw, tmp_path / "validation.json")  # N/A in a number: a gap (a is not nullable)
+    source.write_text("a,n,c,label\n 1.5 ,3,u,x\n2,4,NA,y\n3, 5 ,n/a,y\n")
+    ingest.run(IngestParams.model_construct(source=str(source), target="label", task="classification"), raw)
     report = validate.run(params, raw, tmp_path / "validation.json")
     assert report.passed, report.summary()
     assert report.rows == 3
     assert report.class_counts == {"x": 1, "y": 2}
     assert report.data_md5 == md5(raw)
+
+
+def test_a_raw_file_holds_gaps_as_empty_fields_only(tmp_path: Path) -> None:
+    """A raw file is ingest's output: "NA" left in it (ingest.missing without NA) is a category, not a gap."""
+    found = check(tmp_path, "a,n,c,target,target_name\n1.5,3,u,0,x\n2,4,NA,1,y\n3,5,,1,y\n")
+    assert found["c", "unknown category"]["examples"] == [{"line": 3, "value": "NA"}]
 
 
 def test_each_kind_of_bad_value_is_named_with_its_file_line(tmp_path: Path) -> None:

@@ -17,7 +17,10 @@ def snake_case(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_") or "column"
 
 
-# What pandas reads as a missing value; raw files are read the same way by every stage (validate, preprocess:
-# polars; train, evaluate: pandas), so "NA" in a number column is a gap, never a wrong type.
-NA_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
-             "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]  # fmt: skip
+# What a data file may write for a missing value (``ingest.missing`` defaults to it): ingest turns each of these,
+# alone in a field after trimming whitespace, into a gap. Matched exactly: "na" or "none" may be real categories.
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "<NA>", "NaN", "nan", "null", "NULL", "None", "?", "-")
+
+# The only gap a raw file holds (ingest wrote every missing-value token as an empty field), read the same way by
+# every stage (validate, preprocess: polars; train, evaluate: pandas), so "NA" kept as a category stays text.
+RAW_NULLS = [""]

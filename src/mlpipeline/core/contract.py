@@ -10,12 +10,15 @@ the first problem. :func:`infer_contract` drafts one from any table and never fa
 from __future__ import annotations
 
 import math
+import re
+import sys
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlpipeline.core.columns import NA_VALUES, RAW_LABEL, RAW_TARGET
+from mlpipeline.core.columns import RAW_LABEL, RAW_NULLS, RAW_TARGET
 from mlpipeline.core.schema import FeatureInfo, Schema, Task
+from mlpipeline.errors import DataContractError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,6 +77,9 @@ class Contract(BaseModel):
     labels: dict[int, str] = {}
     target: TargetSpec | None = None
     strict: bool = True
+    # Columns the data has and the model does not use (column: why), e.g. a row number or an id: validate lets
+    # them through unchecked, train never sees them. Move one under features to use it.
+    ignored: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _labels_unique(self) -> Contract:
@@ -89,6 +95,9 @@ class Contract(BaseModel):
         for column in self.features:
             if column in (RAW_TARGET, RAW_LABEL):
                 raise ValueError(f"feature '{column}' clashes with the reserved column of that name")
+        both = sorted(set(self.features) & set(self.ignored))
+        if both:
+            raise ValueError(f"{both} are listed under both features and ignored: keep each in one of them")
         return self
 
     def to_schema(self) -> Schema:
@@ -263,7 +272,7 @@ def check_table(table: Any, contract: Contract, min_rows_per_class: int) -> Vali
                    if c not in present]  # fmt: skip
     if contract.strict:
         violations += [Violation(column=c, problem="unexpected column", count=1, examples=[]) for c in columns
-                       if c not in expected]  # fmt: skip
+                       if c not in expected and c not in contract.ignored]  # fmt: skip
     parsed, checks = _checks(contract, present)
     indexed = table.with_row_index(ROW).with_columns(parsed)
     counts = (
@@ -315,7 +324,7 @@ def check_frame(df: pd.DataFrame, contract: Contract, min_rows_per_class: int) -
     import polars as pl
 
     text = df.to_csv(index=False, lineterminator="\n").encode()
-    return check_table(pl.read_csv(io.BytesIO(text), infer_schema=False, null_values=NA_VALUES).lazy(), contract,
+    return check_table(pl.read_csv(io.BytesIO(text), infer_schema=False, null_values=RAW_NULLS).lazy(), contract,
                        min_rows_per_class)  # fmt: skip
 
 
@@ -334,59 +343,115 @@ def _report(
     )
 
 
-def _round(value: float, up: bool, integer: bool) -> float:
+def _bound(value: float, up: bool, integer: bool) -> float:
+    """``value`` rounded outward (never inward: the bound still covers it), to an integer or 6 decimals."""
+    if not math.isfinite(value):
+        return value
     if integer:
         return float(math.ceil(value) if up else math.floor(value))
-    return round(value, 6)
+    rounded = round(value, 6)
+    return rounded if (rounded >= value if up else rounded <= value) else value
 
 
 def _numeric_spec(values: pd.Series, nullable: bool, margin: float) -> FeatureSpec:
     lo, hi = float(values.min()), float(values.max())
-    pad = (hi - lo) * margin
+    pad = hi * margin - lo * margin  # not (hi - lo) * margin: that overflows for the largest floats
     integer = bool((values == values.round()).all())
     low = max(lo - pad, 0.0) if lo >= 0 else lo - pad  # never invent negatives for non-negative data
     return FeatureSpec(
         dtype="int" if integer else "float",
-        min=_round(low, False, integer),
-        max=_round(hi + pad, True, integer),
+        min=_bound(max(low, -sys.float_info.max), False, integer),
+        max=_bound(min(hi + pad, sys.float_info.max), True, integer),
         nullable=nullable,
     )
 
 
+def _as_numbers(text: pd.Series) -> pd.Series:
+    """Text parsed to numbers exactly as validate parses it (polars, trimmed; NaN where it is not a number)."""
+    import polars as pl
+
+    parsed = pl.Series(text.astype(object).tolist(), dtype=pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    return parsed.to_pandas().astype("float64")
+
+
 def infer_feature(column: pd.Series, margin: float = 0.1) -> FeatureSpec:
     """Draft one column's spec from its values (any dtype): numbers get a widened range, anything else is
-    categorical with the values seen; a column with missing values is nullable."""
+    categorical with the values seen; a column with missing values is nullable. Text is parsed to numbers the
+    way validate parses it, so validate accepts the column the spec was drafted from."""
     import pandas as pd
 
     present = column.dropna()
-    if column.dtype == object or str(column.dtype).startswith(("string", "str")):
-        present = present[present.astype(str).str.strip() != ""]
+    text = column.dtype == object or pd.api.types.is_string_dtype(column)
+    if text:
+        present = present[present.astype(str) != ""]
     nullable = len(present) < len(column)
     if len(present) == 0:
         return FeatureSpec(nullable=True)
     if pd.api.types.is_bool_dtype(present):
-        present = present.astype(str)
-    numbers = pd.to_numeric(present, errors="coerce")
-    if numbers.notna().all() and not pd.api.types.is_bool_dtype(column):
-        finite = numbers[numbers.abs() != math.inf]
-        if len(finite) == len(numbers):
-            return _numeric_spec(numbers.astype("float64"), nullable, margin)
+        return FeatureSpec(kind="categorical", categories=sorted({str(v) for v in present}), nullable=nullable)
+    numbers = _as_numbers(present) if text else pd.to_numeric(present, errors="coerce")
+    if numbers.notna().all() and numbers.abs().lt(math.inf).all():
+        return _numeric_spec(numbers.astype("float64"), nullable, margin)
     values = sorted({str(v) for v in present})
     return FeatureSpec(kind="categorical", categories=values, nullable=nullable)
 
 
+ID_NAMES = frozenset({"column", "index", "id", "row", "rownames", "row_names"})  # "column": a header left empty
+ID_MIN_ROWS = 20  # below this, a different value in every row is no sign of an id
+ROW_NUMBER_MIN_ROWS = 10  # nor is 1, 2, 3... of a row number
+
+
+def ignored_because(name: str, column: pd.Series, spec: FeatureSpec) -> str | None:
+    """Why a drafted column should stay out of the model (a row number, an id, free text, no values), or None.
+
+    A row number in a file sorted by its label predicts the label perfectly on the file and nothing in use."""
+    present = column.dropna()
+    present = present[present.astype(str) != ""] if column.dtype == object else present
+    if name in ID_NAMES or re.fullmatch(r"unnamed_\d+", name):
+        return f"named {name!r}: a row number or an id, which no model should learn from"
+    if len(present) == 0:
+        return "no values: every row is a gap"
+    if (
+        spec.kind == "numeric"
+        and spec.dtype == "int"
+        and len(present) == len(column)
+        and len(column) >= ID_MIN_ROWS // 2
+    ):
+        numbers = _as_numbers(present) if column.dtype == object else present.astype("float64")
+        start = float(numbers.iloc[0])
+        if start in (0.0, 1.0) and (numbers.diff().iloc[1:] == 1).all():
+            return "counts the rows (a row number), which no model should learn from"
+    if spec.kind == "categorical" and len(present) >= ID_MIN_ROWS and present.nunique() == len(present):
+        return "a different value in every row: an id or free text"
+    return None
+
+
 def infer_contract(df: pd.DataFrame, name: str, margin: float = 0.1) -> Contract:
     """Draft a contract from known-good data in ingest's layout (``target``, plus ``target_name`` for classes):
-    numeric ranges widened by ``margin`` of their span, categories with their values, nullability, labels."""
-    import pandas as pd
-
-    features = {
-        str(column): infer_feature(df[column], margin) for column in df.columns if column not in (RAW_TARGET, RAW_LABEL)
-    }
+    numeric ranges widened by ``margin`` of their span, categories with their values, nullability, labels; a row
+    number, id, free-text or empty column goes under ``ignored`` with the reason."""
+    features: dict[str, FeatureSpec] = {}
+    ignored: dict[str, str] = {}
+    for column in df.columns:
+        if column in (RAW_TARGET, RAW_LABEL):
+            continue
+        spec = infer_feature(df[column], margin)
+        reason = ignored_because(str(column), df[column], spec)
+        if reason is None:
+            features[str(column)] = spec
+        else:
+            ignored[str(column)] = reason
+    if not features:
+        left_out = "; ".join(f"{column}: {why}" for column, why in ignored.items())
+        raise DataContractError(
+            f"no column to learn from: {left_out or 'the data has only its label'}. Add feature columns to the data"
+        )
     if RAW_LABEL in df.columns:
         pairs = df[[RAW_TARGET, RAW_LABEL]].dropna().drop_duplicates()
         labels = {int(float(code)): str(label) for code, label in pairs.itertuples(index=False)}
-        return Contract(name=name, features=features, labels=dict(sorted(labels.items())))
-    values = pd.to_numeric(df[RAW_TARGET], errors="coerce").dropna()
+        return Contract(name=name, features=features, labels=dict(sorted(labels.items())), ignored=ignored)
+    values = _as_numbers(df[RAW_TARGET].dropna()).dropna()
     spec = _numeric_spec(values, False, margin) if len(values) else FeatureSpec()
-    return Contract(name=name, task="regression", features=features, target=TargetSpec(min=spec.min, max=spec.max))
+    return Contract(
+        name=name, task="regression", features=features, target=TargetSpec(min=spec.min, max=spec.max), ignored=ignored
+    )

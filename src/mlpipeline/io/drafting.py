@@ -9,13 +9,14 @@ cannot give a contract (no feature column, a single class) is a clear error.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import pandas as pd
 from pydantic import ValidationError
 
 from mlpipeline.adapt.paramsfile import set_params
-from mlpipeline.core.columns import RAW_TARGET, snake_case
+from mlpipeline.core.columns import MISSING_TOKENS, RAW_TARGET, snake_case
 from mlpipeline.core.contract import MANY_CATEGORIES, Contract, infer_contract
 from mlpipeline.errors import ConfigError, DataContractError
 from mlpipeline.io.files import write_text
@@ -24,30 +25,55 @@ from mlpipeline.settings import SOURCES_DIR, load_params, parse_params, stage_na
 logger = logging.getLogger(__name__)
 
 
-def read_table(data: Path, target: str, task: str) -> pd.DataFrame:
-    """The file in ingest's layout: through ingest's own reader when ``target`` names the label column."""
+def read_table(data: Path, target: str, task: str, missing: Collection[str] = MISSING_TOKENS) -> pd.DataFrame:
+    """The file as the raw file ingest would write from it, read back as text the way validate reads it (gaps
+    as NaN), so a contract drafted from it accepts that raw file. Without ``target`` the file is taken to be in
+    ingest's layout already (its ``target`` column)."""
+    import io
+
+    from mlpipeline.io.raw import read_raw_text, write_chunk
+    from mlpipeline.io.sources import gaps, read_source
+
     if not data.is_file():
         raise ConfigError(f"{data}: no such file")
-    if target:
-        from mlpipeline.io.sources import read_source
-
-        return pd.concat(list(read_source(str(data), target, task)), ignore_index=True)
-    if data.suffix.lower() in (".parquet", ".pq"):
-        try:
-            df = pd.read_parquet(data)
-        except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-            raise DataContractError(f"{data} is not a readable Parquet file: {exc}") from exc
+    chunks: Iterable[pd.DataFrame]
+    if not target:
+        if data.suffix.lower() in (".parquet", ".pq"):
+            try:
+                chunks = [pd.read_parquet(data)]
+            except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+                raise DataContractError(f"{data} is not a readable Parquet file: {exc}") from exc
+        else:
+            try:
+                chunks = [read_raw_text(data)]
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+                raise DataContractError(f"{data} is not a readable CSV: {exc}") from exc
+        frame = next(iter(chunks))
+        if RAW_TARGET not in frame.columns:
+            raise ConfigError(
+                f"{data} has no '{RAW_TARGET}' column (ingest's layout): name your label column with --target, "
+                f"e.g. `mlpipeline contract {data} {Path('contracts') / (data.stem + '.yaml')} --target <column>`"
+            )
+        chunks = [gaps(frame, frozenset(missing))]
     else:
-        try:
-            df = pd.read_csv(data, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DataContractError(f"{data} is not a readable CSV: {exc}") from exc
-    if RAW_TARGET not in df.columns:
-        raise ConfigError(
-            f"{data} has no '{RAW_TARGET}' column (ingest's layout): name your label column with --target, e.g. "
-            f"`mlpipeline contract {data} {Path('contracts') / (data.stem + '.yaml')} --target <column>`"
-        )
-    return df
+        chunks = read_source(str(data), target, task, missing=missing)
+    buffer = io.BytesIO()
+    for chunk in chunks:
+        write_chunk(buffer, chunk, header=not buffer.tell())
+    buffer.seek(0)
+    return read_raw_text(buffer)
+
+
+def _missing(params_file: Path) -> list[str]:
+    """The missing-value tokens of ``params_file``'s ingest section (ingest reads the data with them), else the
+    defaults."""
+    if not params_file.is_file():
+        return list(MISSING_TOKENS)
+    try:
+        return load_params(params_file).ingest.missing
+    except ConfigError:
+        logger.warning("%s does not load: drafting with the default missing-value tokens", params_file)
+        return list(MISSING_TOKENS)
 
 
 def _header(drafted: Contract, data: Path) -> str:
@@ -73,7 +99,7 @@ def draft_contract(
     if task not in ("auto", "classification", "regression"):
         raise ConfigError(f"--task {task!r}: use auto, classification or regression")
     dataset = snake_case(name or data.stem)
-    df = read_table(data, target, task)
+    df = read_table(data, target, task, _missing(params_file))
     try:
         drafted = infer_contract(df, dataset)
     except ValidationError as exc:
@@ -88,7 +114,16 @@ def draft_contract(
                 len(spec.categories or ()),
                 out,
             )
+    for column, reason in drafted.ignored.items():
+        logger.warning(
+            "column %r is left out of the model: %s. To use it anyway, move it from `ignored:` to `features:` in %s",
+            column,
+            reason,
+            out,
+        )
     document = drafted.model_dump(exclude_none=True)
+    if not drafted.ignored:
+        del document["ignored"]
     for spec in document["features"].values():
         if spec["kind"] == "categorical":
             del spec["dtype"]  # a category has values, not a number type

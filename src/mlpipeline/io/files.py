@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlpipeline.core.columns import RAW_NULLS
 from mlpipeline.errors import DataContractError, MlpipelineError
 
 if TYPE_CHECKING:
@@ -161,7 +162,8 @@ def read_csv(path: Path, what: str, dtype: dict[str, str] | None = None) -> pd.D
     import pandas as pd
 
     try:
-        return pd.read_csv(path, dtype=dtype)
+        # Gaps are empty fields only (ingest wrote every missing-value token as one): "NA" may be a category.
+        return pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=RAW_NULLS)
     except FileNotFoundError as exc:
         raise MlpipelineError(f"{path} not found: run the {what} stage first (`dvc repro`)") from exc
     except pd.errors.EmptyDataError as exc:

@@ -3,18 +3,19 @@
 Every source yields the same shape: feature columns with snake_case names, then for classes ``target`` (integer
 class code) and ``target_name`` (the label as text, whatever it looked like: a name or a number), for a
 regression target only ``target`` (the value). File sources are streamed in chunks and passed through as text, so a
-bad value reaches the validate stage, which names it, instead of crashing ingest.
+bad value reaches the validate stage, which names it, instead of crashing ingest. Text is trimmed and every
+missing-value token (``ingest.missing``) becomes a gap; a row without a label is dropped, and counted.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pandas as pd
 
-from mlpipeline.core.columns import RAW_LABEL, RAW_TARGET, snake_case
+from mlpipeline.core.columns import MISSING_TOKENS, RAW_LABEL, RAW_TARGET, snake_case
 from mlpipeline.errors import ConfigError, DataContractError
 from mlpipeline.settings import MAX_AUTO_CLASSES, SKLEARN_DATASETS, SOURCES_DIR, SYNTHETIC_PREFIX, synthetic_rows
 
@@ -23,9 +24,15 @@ logger = logging.getLogger(__name__)
 CHUNK_ROWS = 50_000
 
 
-def read_source(source: str, target: str, task: str = "auto", chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def read_source(
+    source: str,
+    target: str,
+    task: str = "auto",
+    chunk_rows: int = CHUNK_ROWS,
+    missing: Collection[str] = MISSING_TOKENS,
+) -> Iterator[pd.DataFrame]:
     """Yield the raw data set named by ``source`` in chunks of normalized rows (``task``: auto, classification or
-    regression: how the label column is laid out)."""
+    regression: how the label column is laid out; ``missing``: the values of a file that are gaps)."""
     if source.startswith("sklearn:"):
         yield _sklearn(source.removeprefix("sklearn:"))
         return
@@ -45,7 +52,7 @@ def read_source(source: str, target: str, task: str = "auto", chunk_rows: int = 
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"ingest.source {source!r}: unsupported file type {suffix!r}; use .csv or .parquet")
-    yield from _file(path, target, task, chunk_rows)
+    yield from _file(path, target, task, chunk_rows, frozenset(missing))
 
 
 def _sklearn(name: str) -> pd.DataFrame:
@@ -128,12 +135,12 @@ def infer_task(labels: set[str], complete: bool) -> str:
     return "classification" if all(float(label).is_integer() for label in labels) else "regression"
 
 
-def _labels(path: Path, target: str, task: str, chunk_rows: int) -> tuple[str, list[str]]:
+def _labels(path: Path, target: str, task: str, chunk_rows: int, missing: frozenset[str]) -> tuple[str, list[str]]:
     """One pass over the label column: the task (when ``auto``) and the sorted labels (numbers first)."""
     seen: set[str] = set()
     complete = True
     for chunk in _file_chunks(path, chunk_rows, columns=[target]):
-        seen.update(str(v) for v in chunk[target] if v != "" and not pd.isna(v))
+        seen.update(v for v in _label_text(chunk[target], missing) if v)
         if task == "auto" and len(seen) > MAX_AUTO_CLASSES and all(_is_number(v) for v in seen):
             complete = False  # a numeric target with this many values is a regression target: stop collecting
             break
@@ -141,7 +148,7 @@ def _labels(path: Path, target: str, task: str, chunk_rows: int) -> tuple[str, l
     return resolved, sorted(seen, key=_natural_key) if resolved == "classification" else []
 
 
-def _file(path: Path, target: str, task: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _file(path: Path, target: str, task: str, chunk_rows: int, missing: frozenset[str]) -> Iterator[pd.DataFrame]:
     chunks = _file_chunks(path, chunk_rows)
     first = next(chunks, None)
     if first is None:
@@ -152,23 +159,71 @@ def _file(path: Path, target: str, task: str, chunk_rows: int) -> Iterator[pd.Da
             "set ingest.target to the label column"
         )
     # First pass: only the label column, to tell the task and give every class a stable integer code.
-    task, labels = _labels(path, target, task, chunk_rows)
+    task, labels = _labels(path, target, task, chunk_rows, missing)
     logger.info("%s: label column %r holds a %s target", path, target, task)
     codes = {label: code for code, label in enumerate(labels)}
-    renamed = {c: snake_case(str(c)) for c in first.columns if c != target}
+    renamed = column_names([c for c in first.columns if c != target], path)
     clashing = [c for c, new in renamed.items() if new in (RAW_TARGET, RAW_LABEL)]
     for column in clashing:
         logger.warning("ignoring column %r of %s: the label comes from %r", column, path, target)
+    unlabelled = 0
     for chunk in _chunks_from(first, chunks):
-        out = chunk.drop(columns=[target, *clashing]).rename(columns=renamed)
+        label = _label_text(chunk[target], missing)
+        keep = label != ""
+        unlabelled += int((~keep).sum())
+        chunk, label = chunk[keep], label[keep]
+        out = gaps(chunk.drop(columns=[target, *clashing]), missing).rename(columns=renamed)
         if task == "regression":
-            out[RAW_TARGET] = chunk[target]  # the value as written: validate names a bad one
-            yield out
-            continue
-        label = chunk[target].astype("string").fillna("")
-        out[RAW_TARGET] = label.map(codes).astype("Int64")
-        out[RAW_LABEL] = label
+            out[RAW_TARGET] = label  # the value as written: validate names a bad one
+        else:
+            out[RAW_TARGET] = label.map(codes).astype("Int64")
+            out[RAW_LABEL] = label
         yield out
+    if unlabelled:
+        logger.warning(
+            "dropped %d row%s of %s with no label (column %r empty or a missing-value token): a row without a "
+            "label cannot train or score a model",
+            unlabelled,
+            "s" if unlabelled != 1 else "",
+            path,
+            target,
+        )
+
+
+def column_names(columns: list[object], path: Path) -> dict[object, str]:
+    """Each column's snake_case name; names that come out the same get ``_2``, ``_3``..., with a warning."""
+    renamed: dict[object, str] = {}
+    taken: set[str] = set()
+    for column in columns:
+        base = snake_case(str(column))
+        new, n = base, 1
+        while new in taken:
+            n += 1
+            new = f"{base}_{n}"
+        if new != base:
+            logger.warning("column %r of %s is named %r (%r is taken by another column)", column, path, new, base)
+        taken.add(new)
+        renamed[column] = new
+    return renamed
+
+
+def gaps(frame: pd.DataFrame, missing: frozenset[str]) -> pd.DataFrame:
+    """Text columns trimmed, and every missing-value token in them an empty field (a gap)."""
+    text = [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+    if not text:
+        return frame
+    out = frame.copy()
+    tokens = list(missing)
+    for column in text:
+        values = out[column].str.strip()  # object in, object out: no conversion of the column
+        out[column] = values.mask(values.isin(tokens), "")
+    return out
+
+
+def _label_text(values: pd.Series, missing: frozenset[str]) -> pd.Series:
+    """The label as trimmed text, "" where it is missing."""
+    text = values.astype("string").str.strip().fillna("")
+    return text.mask(text.isin(missing), "").astype(object)
 
 
 def _chunks_from(first: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from mlpipeline.errors import ConfigError, DataContractError
 from mlpipeline.io.files import atomic_path
+from mlpipeline.io.raw import write_chunk
 from mlpipeline.io.sources import read_source
 from mlpipeline.paths import Paths
 from mlpipeline.settings import IngestParams, Params
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -26,24 +23,12 @@ class IngestResult:
     columns: list[str]
 
 
-def write_chunk(handle: BinaryIO, chunk: pd.DataFrame, header: bool) -> None:
-    """Append ``chunk`` as CSV (polars writes it about ten times faster than pandas): an empty text value is
-    written as nothing, like a gap, never as a quoted empty string."""
-    import polars as pl
-
-    frame = pl.from_pandas(chunk)
-    text = [name for name, kind in frame.schema.items() if kind == pl.String]
-    if text:
-        frame = frame.with_columns(pl.col(text).replace("", None))
-    frame.write_csv(handle, include_header=header, line_terminator="\n")
-
-
 def run(params: IngestParams, out: Path) -> IngestResult:
     """Stream ``params.source`` into ``out``; the file appears only when complete."""
     rows = 0
     columns: list[str] = []
     with atomic_path(out) as tmp, tmp.open("wb") as handle:
-        for chunk in read_source(params.source, params.target, params.task):
+        for chunk in read_source(params.source, params.target, params.task, missing=params.missing):
             if not columns:
                 columns = [str(c) for c in chunk.columns]
             elif [str(c) for c in chunk.columns] != columns:
