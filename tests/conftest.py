@@ -193,14 +193,22 @@ def in_threads(count: int, target: Callable[..., object], *args: object) -> None
         thread.join()
 
 
+# Figures tests record for the end of the run (whichever xdist worker ran them): file name -> section title.
+SUMMARIES = {
+    "docs-files-touched.txt": "files each documented recipe touches (docs/adapt.md)",
+    "corpus-metrics.txt": "the public data sets of the corpus, from CSV to served prediction (test_corpus.py)",
+}
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    """Print what the adaptation recipes touched (tests/test_docs.py records it, on whichever xdist worker)."""
+    """Print what the tests recorded in SUMMARIES' files."""
     factory = getattr(config, "_tmp_path_factory", None)
     if factory is None:
         return
-    reports = sorted(factory.getbasetemp().glob("**/docs-files-touched.txt"))
-    lines = [line for report in reports for line in report.read_text(encoding="utf-8").splitlines()]
-    if lines:
-        terminalreporter.section("files each documented recipe touches (docs/adapt.md)")
-        for line in lines:
-            terminalreporter.line(line)
+    for name, title in SUMMARIES.items():
+        reports = sorted(factory.getbasetemp().glob(f"**/{name}"))
+        lines = [line for report in reports for line in report.read_text(encoding="utf-8").splitlines()]
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.line(line)

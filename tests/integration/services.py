@@ -8,11 +8,14 @@ and registered in conftest.py.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -85,6 +88,38 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@contextlib.contextmanager
+def served(root: Path, env: dict[str, str], log: Path) -> Iterator[int]:
+    """`mlpipeline serve` on a free loopback port of the project at ``root``, ready; stopped on exit."""
+    port = free_port()
+    with log.open("w") as handle:
+        server = subprocess.Popen(
+            ["mlpipeline", "serve", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ready", server, timeout=60, log=log)
+        yield port
+    finally:
+        stop_group(server)
+
+
+def post_json(port: int, path: str, body: Any) -> tuple[int, Any]:
+    """POST ``body`` as JSON to the local server: the status and the decoded answer (errors too)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def clean_env() -> dict[str, str]:

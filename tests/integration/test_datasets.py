@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.conftest import Project
 from tests.integration.conftest import STAGES, client, ran, rerun
+from tests.integration.services import post_json, served
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("datasets")]
 
@@ -87,25 +82,6 @@ def shop_csv(rows: int = 240, seed: int = 7) -> str:
     return "\n".join(lines) + "\n"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def post(port: int, body: Any) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/predict",
-        data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_own_csv_with_categories_and_gaps_from_file_to_served_answer(project: Project, tmp_path: Path) -> None:
     # The README's own-data path: (1) put the file in data/sources/, (2) draft the contract and use it,
     # (3) make run, (4) serve.
@@ -120,23 +96,10 @@ def test_own_csv_with_categories_and_gaps_from_file_to_served_answer(project: Pr
     assert metrics["accuracy"] >= 0.85, metrics
     assert champion_of(project, "shop-classifier") == "1"
 
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        ["mlpipeline", "serve", "--port", str(port)], cwd=project.root, env=project.env, stdout=log, stderr=log
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "serve.log").read_text()
-                assert time.monotonic() < deadline, "server not ready within 60 s"
-                time.sleep(0.3)
-        status, answer = post(
+    with served(project.root, project.env, tmp_path / "serve.log") as port:
+        status, answer = post_json(
             port,
+            "/predict",
             {
                 "rows": [
                     {"colour": "red", "size_cm": 12.0, "shape": "round"},
@@ -147,14 +110,10 @@ def test_own_csv_with_categories_and_gaps_from_file_to_served_answer(project: Pr
         assert status == 200, answer
         assert answer["model"] == "shop-classifier"
         assert next(p["label"] for p in answer["predictions"]) == "5"  # class names kept: the file's own labels
-        status, answer = post(port, {"rows": [{"colour": "purple", "size_cm": 1.0, "shape": "round"}]})
+        status, answer = post_json(port, "/predict", {"rows": [{"colour": "purple", "size_cm": 1.0, "shape": "round"}]})
         assert status == 422
         assert answer["detail"][0]["loc"][-1] == "colour"
         assert "'blue', 'green' or 'red'" in answer["detail"][0]["msg"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
     # The same split as Parquet files: preprocess onward reruns, the champion is re-scored on the typed test set,
     # and the scores are those of the CSV split (same rows, same values, same model).
