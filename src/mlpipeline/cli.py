@@ -235,6 +235,29 @@ def rollback(
 
 
 @app.command()
+def retire(
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the version).")],
+    model: ModelOption = "",
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Take `champion` away from a version that turned out wrong: no champion until a run promotes another."""
+    from mlpipeline.io import registry, tracking
+
+    tracking.configure()
+    name = _model_name(model, params)
+    retired = registry.retire(name, reason)
+    logger.info(
+        "retired %s v%s (%s): %s has no champion now; `make run` promotes the next version that passes the gate "
+        "(never v%s again)",
+        name,
+        retired,
+        reason,
+        name,
+        retired,
+    )
+
+
+@app.command()
 def reproduce(
     ref: RefArgument = "champion",
     model: ModelOption = "",

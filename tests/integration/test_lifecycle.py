@@ -65,6 +65,23 @@ def test_gate_promotes_rejects_and_rolls_back(done: Project, tmp_path: Path) -> 
     assert again.returncode == 1
     assert "no previous-champion alias" in again.stderr
 
+    # Retiring a champion that turned out wrong leaves no champion; the next run promotes another through the
+    # gate, never the retired one (here the workspace's model is v3 again: it comes back refused).
+    retired = project.run("mlpipeline", "retire", "--reason", "v1 learned from a row id")
+    assert "retired iris-classifier v1" in retired.stderr
+    assert aliases(project) == {}
+    assert client(project).get_model_version(MODEL, "1").tags["retired.reason"] == "v1 learned from a row id"
+    assert project.run("mlpipeline", "retire", "--reason", "x", check=False).returncode == 1  # none to retire
+    project.repro("-f", "promote")
+    assert aliases(project) == {"champion": "3"}
+    project.run("mlpipeline", "retire", "--reason", "v3 too")
+    refused = project.repro("-f", "promote")
+    assert "REJECTED iris-classifier v3" in refused.stderr
+    refusal = next(c for c in verdict(project)["checks"] if c["name"] == "not_retired")
+    assert refusal["status"] == "fail"
+    assert "v3 was retired (v3 too)" in refusal["detail"]
+    assert aliases(project) == {}
+
 
 def test_a_gate_of_your_own_is_params_only_and_says_when_the_champion_fails_it(done: Project, tmp_path: Path) -> None:
     project = copy_of(done, tmp_path / "p")

@@ -153,3 +153,26 @@ def rollback(name: str, reason: str) -> tuple[str, str]:
     tag_version(name, current, {"rollback.demoted_at": stamp, "rollback.reason": reason})
     tag_version(name, previous, {"rollback.restored_at": stamp, "rollback.reason": reason})
     return current, previous
+
+
+RETIRED_TAG = "retired.reason"
+
+
+def retire(name: str, reason: str) -> str:
+    """Take ``champion`` away from the version holding it (it turned out wrong), recording why; returns it.
+
+    No version is champion afterwards (the server stops answering, its /ready says so); the next pipeline run
+    promotes a new one through the gate, which never promotes a retired version again. ``previous-champion`` is
+    left as it is: to bring that one back instead, use rollback.
+    """
+    if not reason.strip():
+        raise ConfigError("retiring a champion needs a reason: mlpipeline retire --reason '...'")
+    current = alias_version(name, CHAMPION)
+    if current is None:
+        raise MlpipelineError(f"cannot retire the champion of {name!r}: it has none")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with translate_errors(f"retiring {name!r} version {current}"):
+        client().delete_registered_model_alias(name, CHAMPION)
+    sync_champion_tag(name)
+    tag_version(name, current, {"retired.at": stamp, RETIRED_TAG: reason})
+    return current

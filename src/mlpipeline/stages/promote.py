@@ -118,6 +118,9 @@ def gate(
         contract,
         *floors(params, schema.task, metrics),
     ]
+    if registry.RETIRED_TAG in tags:  # e.g. the same model again from the same data: it stays retired
+        why = f"v{version} was retired ({tags[registry.RETIRED_TAG]}): change the data, features or model"
+        checks.append(Check(name="not_retired", status="fail", detail=why))
     if champion != version:
         checks.extend(_vs_champion(params, name, champion, metrics, test, schema))
     return decide(name, version, champion, checks, experiment=experiment, mode=mode)
@@ -178,7 +181,8 @@ def report(verdict: Verdict) -> None:
     elif verdict.reason:  # the champion itself, against a gate that changed since it was promoted
         logger.warning(
             "%s v%s is the champion but no longer passes the gate: %s. It stays champion (nothing is demoted "
-            "by itself): train a better model, or `mlpipeline rollback --reason ...` to the previous champion",
+            "by itself): train a better model, `mlpipeline rollback --reason ...` to the previous champion, or "
+            "`mlpipeline retire --reason ...` to have none",
             name,
             version,
             verdict.reason,
