@@ -158,7 +158,9 @@ class Project:
 
     def make(self, *targets: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``make <targets>`` as a user runs it, with this test run's environment (no install in the copy)."""
-        return self.run("make", *targets, f"VENV={VENV_BIN.parent}", f"UV={uv_path()}", check=check)
+        # -o: never re-sync this run's environment from the copy (it would install the copy's code into it).
+        venv = VENV_BIN.parent
+        return self.run("make", "-o", f"{venv}/.synced", *targets, f"VENV={venv}", f"UV={uv_path()}", check=check)
 
     def set_param(self, dotted: str, value: object) -> None:
         import yaml

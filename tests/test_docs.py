@@ -13,9 +13,10 @@ and is skipped with the reason otherwise (docker: fails instead in CI, see NEEDS
 
 A page that changes the project's dependencies (docs/adapt.md adds LightGBM) says ``<!-- test: own-environment -->``:
 its copy installs its own .venv instead of using this test run's, and its `make test` (the adapted project's whole
-suite) leaves out what this run already covers and what would recurse: the docs pages themselves, and the docker and
-team-stack tiers (``NESTED_TESTS``). For such a page the files each block leaves changed (besides dvc.lock and
-outputs) are printed at the end of the run: how many files each recipe touches.
+suite) leaves out what this run already covers and what would recurse: the docs pages themselves, the docker and
+team-stack tiers, and the corpus of public data sets, which no adaptation touches (``NESTED_TESTS``). For such a
+page the files each block leaves changed (besides dvc.lock and outputs) are printed at the end of the run: how many
+files each recipe touches.
 
 Every other fenced block (diagrams, file excerpts) is not run, so no shell block may use another language tag.
 """
@@ -42,7 +43,7 @@ PAGES = sorted(DOCS.glob("*.md"))
 FENCE = re.compile(r"^```(\S*)\s*$")
 NEEDS = re.compile(r"^<!--\s*needs:\s*([a-z-]+)\s*-->$")
 OWN_ENVIRONMENT = "<!-- test: own-environment -->"
-NESTED_TESTS = '-m "not docker and not server" --ignore=tests/test_docs.py'
+NESTED_TESTS = '-m "not docker and not server" --ignore=tests/test_docs.py --ignore=tests/integration/test_corpus.py'
 # A command may take as long as a whole test suite (docs/adapt.md runs `make test` in its copy).
 COMMAND_TIMEOUT = 3600
 STATUS = re.compile(r"^\[(\d+)\]$")

@@ -213,3 +213,19 @@ def test_the_draft_leaves_row_numbers_ids_and_free_text_out_and_validate_lets_th
 def test_a_column_both_used_and_ignored_is_refused() -> None:
     with pytest.raises(ValueError, match="both features and ignored"):
         Contract.model_validate({"name": "x", "features": {"a": {}}, "labels": {0: "n", 1: "y"}, "ignored": {"a": "?"}})
+
+
+def test_a_contract_of_another_data_set_says_so_in_one_short_line() -> None:
+    contract = Contract.model_validate(
+        {"name": "iris", "features": {f"f{i}": {} for i in range(4)}, "labels": {0: "a", 1: "b"}}
+    )
+    data = pd.DataFrame({f"col_{i}": [1.0, 2.0] for i in range(30)} | {"target": [0.5, 1.5]})
+    report = check_frame(data, contract, min_rows_per_class=1)
+    assert not report.passed
+    summary = report.summary()
+    assert summary.startswith("<table>: contract 'iris' is for another data set: 0 of its 4 features")
+    assert "mlpipeline contract" in summary
+    assert "ingest.task" not in summary  # not advice to change the task of the data
+    assert len(summary) < 300
+    assert report.violations[0].details["contract_features_missing"] == ["f0", "f1", "f2", "f3"]
+    assert len(report.violations[0].details["data_columns"]) == 30  # the lists are in the report

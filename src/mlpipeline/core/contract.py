@@ -119,6 +119,7 @@ class Violation(BaseModel):
     problem: str
     count: int
     examples: list[dict[str, Any]]
+    details: dict[str, Any] = {}  # in the report only (e.g. the column lists), never in the one-line summary
 
     def summary(self) -> str:
         """E.g. ``sepal_length_cm: not a number (2 rows, e.g. line 5: 'abc')``."""
@@ -254,6 +255,10 @@ def check_table(table: Any, contract: Contract, min_rows_per_class: int) -> Vali
     layout = ("classification" if RAW_LABEL in present else "regression") if RAW_TARGET in present else contract.task
     expected = [*contract.features, RAW_TARGET] + ([RAW_LABEL] if contract.task == "classification" else [])
     rows_expr = pl.len().alias("rows")
+    other = _another_data_set(contract, columns)
+    if other is not None:
+        rows = int(table.select(rows_expr).collect(engine="streaming").item())
+        return _report(rows, columns, contract, [other], {})
     if layout != contract.task:
         violations.append(
             Violation(
@@ -315,6 +320,29 @@ def check_table(table: Any, contract: Contract, min_rows_per_class: int) -> Vali
     if mismatch is not None and not violations:
         violations.append(mismatch)
     return _report(rows, columns, contract, violations, class_counts)
+
+
+def _another_data_set(contract: Contract, columns: list[str]) -> Violation | None:
+    """One short violation when fewer than half of the contract's features are columns of the data: a contract
+    drafted for another data set (the column lists go to the report, not the message)."""
+    features = list(contract.features)
+    shared = [c for c in features if c in columns]
+    if len(shared) * 2 >= len(features):
+        return None
+    return Violation(
+        column="<table>",
+        problem=(
+            f"contract '{contract.name}' is for another data set: {len(shared)} of its {len(features)} features are "
+            "columns of this data. Draft one for it with `mlpipeline contract <file> contracts/<name>.yaml "
+            "--target <label column> --use` (docs/data.md)"
+        ),
+        count=0,
+        examples=[],
+        details={
+            "contract_features_missing": [c for c in features if c not in columns],
+            "data_columns": [c for c in columns if c not in (RAW_TARGET, RAW_LABEL)],
+        },
+    )
 
 
 def check_frame(df: pd.DataFrame, contract: Contract, min_rows_per_class: int) -> ValidationReport:
