@@ -62,6 +62,7 @@ def test_a_syntax_error_names_its_line_and_column(tmp_path: Path) -> None:
     [
         ({"train": {"n_estimator": 10}}, "unknown key 'train.n_estimator'"),
         ({"trian": {}}, "unknown key 'trian'"),
+        ({"preprocess": {"test_sise": 0.2}}, "unknown key 'preprocess.test_sise' (did you mean 'test_size'?)"),
         ({"train": {"n_estimators": "many"}}, "'train.n_estimators'"),
         ({"train": {"n_estimators": 1.5}}, "'train.n_estimators'"),
         (

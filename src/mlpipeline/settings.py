@@ -362,13 +362,29 @@ class Params(Section):
         return f"{self.ingest.name}-{'regressor' if task == 'regression' else 'classifier'}"
 
 
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """`` (did you mean 'test_size'?)`` for a misspelt key of a params section, or nothing."""
+    import difflib
+
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    names = [f.alias or n for n, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def _describe(error: ValidationError, path: Path, prefix: str = "") -> str:
     problems = []
     for item in error.errors():
         key = prefix + ".".join(str(part) for part in item["loc"]).replace("validate_", "validate")
         key = key.replace(".[key]", "")
         if item["type"] == "extra_forbidden":
-            problems.append(f"unknown key '{key}'")
+            problems.append(f"unknown key '{key}'{_did_you_mean(item['loc'])}")
         elif item["type"] == "literal_error":
             problems.append(f"'{key}': {item['msg'].lower()}, got {item['input']!r}")
         elif item["type"] == "value_error" and not key:  # a rule across sections: its message names the keys

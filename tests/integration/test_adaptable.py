@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project, copy_project
+from tests.conftest import Project, copy_project, uv_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("adaptable")]
 
@@ -36,7 +36,7 @@ def test_editing_params_never_fails_the_tests(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *SUITE],
         cwd=project.root,
-        env=project.env,
+        env={**project.env, "UV": uv_path()},  # this run's uv: the copy has no .tools/ of its own
         capture_output=True,
         text=True,
         timeout=1800,
