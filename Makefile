@@ -77,14 +77,11 @@ setup-env: ## Create .env from .env.example (never overwrites an existing .env; 
 	@if [ -e .env ]; then echo ".env exists: left as it is (compare with .env.example)"; else \
 	  umask 077 && cp .env.example .env && chmod 600 .env && echo "created .env from .env.example: set your passwords in it"; fi
 
+# A failed stage's exit code (3 data, 2 config, ...) is mlpipeline run's; make then exits 2, its last line
+# `make: *** [Makefile:NN: run] Error 3` naming the code.
 run: setup ## Run the whole pipeline (dvc repro): code deps and params checked first, only what changed reruns
-	@mlpipeline check-params
-	@mlpipeline deps --quiet
 	$(start_worker)
-	@dvc repro $(ARGS)
-	@mlpipeline promote --after-experiment
-	@echo
-	@dvc metrics show
+	@mlpipeline run $(ARGS)
 	@echo
 	@echo "Outputs: data/raw, data/processed, models/, metrics/, plots/, reports/ (dvc.lock records their hashes)"
 	@echo "Experiments: 'make ui' opens MLflow on http://127.0.0.1:$(UI_PORT)  |  compare runs: make exp ARGS=\"-S train.n_estimators=300\""

@@ -17,10 +17,13 @@ IRIS_HEADER = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm,spe
 
 
 def iris_csv(path: Path, *, rows: list[str] | None = None, header: str = IRIS_HEADER) -> Path:
-    """A CSV in the shape of Iris, 12 rows per class unless ``rows`` is given."""
+    """A CSV in the shape of Iris, 12 rows per class (of the header's columns) unless ``rows`` is given."""
     if rows is None:
+        kept = [IRIS_HEADER.split(",").index(column) for column in header.split(",")]
         rows = [
-            f"5.{i},3.{i},1.{i},0.{i},{label}" for label in ("setosa", "versicolor", "virginica") for i in range(12)
+            ",".join([f"5.{i}", f"3.{i}", f"1.{i}", f"0.{i}", label][k] for k in kept)
+            for label in ("setosa", "versicolor", "virginica")
+            for i in range(12)
         ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "\n" + "\n".join(rows) + ("\n" if rows else ""))

@@ -106,47 +106,13 @@ def promote(
         tracking.configure()
         promote_version(load_params(params).promote, _model_name(model, params), version, cached_file)
     elif after_experiment:
-        _regate_experiment_verdict(params)
+        from mlpipeline.runtimes.pipeline import regate_experiment_verdict
+
+        code = regate_experiment_verdict(params)
+        if code:
+            raise typer.Exit(code)
     else:
         _stage("promote", params)
-
-
-def _regate_experiment_verdict(params_file: Path) -> None:
-    """Rerun the promote stage through DVC when the verdict in the workspace came from an experiment."""
-    import subprocess
-
-    from mlpipeline.errors import MlpipelineError
-    from mlpipeline.graph import load
-    from mlpipeline.io.files import read_json
-    from mlpipeline.settings import env_settings
-
-    graph = load(Path("."), params_file)
-    verdict_file = graph.output("promotion")
-    if not verdict_file.is_file():
-        return
-    verdict = read_json(verdict_file, "promote")
-    if verdict.get("mode") != "experiment":
-        return
-    gate_stage = graph.producer(verdict_file)
-    assert gate_stage is not None
-    logger.info(
-        "the verdict in %s was made by experiment %s: gating v%s again as the workspace's own",
-        verdict_file,
-        verdict.get("experiment"),
-        verdict.get("version"),
-    )
-    try:
-        done = subprocess.run(
-            ["dvc", "repro", "--force", "--single-item", gate_stage.name],
-            check=False,
-            timeout=env_settings().mlpipeline_subprocess_timeout,
-        )
-    except FileNotFoundError as exc:
-        raise MlpipelineError("dvc not found: run `make setup` (or use `make run`)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise MlpipelineError(f"dvc repro promote did not finish within {exc.timeout:.0f} s") from exc
-    if done.returncode:
-        raise typer.Exit(done.returncode)
 
 
 HEADLINE = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
@@ -526,6 +492,18 @@ def task(
         f" at {done['commit'][:12]}" if done["commit"] else "",
         ", outputs and run-cache pushed" if done["remote"] else " (no DVC remote: nothing pushed)",
     )
+
+
+@app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run_command(ctx: typer.Context, params: ParamsOption = Path("params.yaml")) -> None:
+    """The whole pipeline, as `make run` runs it: check params and code deps, `dvc repro` (extra arguments are
+    its own: a stage, -f), re-gate an applied experiment, show the metrics. A failed stage's exit code is this
+    command's (3 for data, 2 for configuration...), where `dvc repro` exits 255 and make 2 whatever failed."""
+    from mlpipeline.runtimes.pipeline import run as run_pipeline
+
+    code = run_pipeline(params, ctx.args)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("check-params", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -35,6 +35,14 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
+def exit_codes() -> dict[int, str]:
+    """Each exit code's meaning, from the table above (the one place it is written)."""
+    import re
+
+    table = re.findall(r"^(\d+) +(.+)$", __doc__ or "", re.MULTILINE)
+    return {int(code): meaning.replace("``", "`") for code, meaning in table}
+
+
 class MlpipelineError(Exception):
     """Base of every error the CLI reports as a one-line message."""
 

@@ -81,11 +81,15 @@ def test_too_few_rows_per_class(contract: Contract) -> None:
     assert "too few rows for class 'x': 2 < min_rows_per_class 3" in report.summary()
 
 
-def test_label_must_match_target_code(contract: Contract) -> None:
+def test_labels_are_matched_as_written_never_through_codes(contract: Contract) -> None:
     df = frame()
-    df.loc[0, "target_name"] = "y"  # code 0 is 'x'
-    report = check_frame(df, contract, min_rows_per_class=1)
-    assert "does not match target code" in report.summary()
+    df.loc[0, "target_name"] = "y"  # ingest's code 0 is 'x' elsewhere: codes are ingest's, the name is the label
+    assert check_frame(df, contract, min_rows_per_class=1).passed
+
+
+def test_column_problems_count_no_rows(contract: Contract) -> None:
+    summary = check_frame(frame().drop(columns=["b"]), contract, min_rows_per_class=1).summary()
+    assert summary == "b: column missing"
 
 
 def test_contract_rejects_bad_definitions() -> None:

@@ -1,3 +1,5 @@
+import re
+
 import pandas as pd
 import pytest
 
@@ -142,7 +144,11 @@ def test_holdout_rows_refuse_what_cannot_be_split() -> None:
 
     from mlpipeline.core.split import holdout_rows
 
-    with pytest.raises(ValueError, match=r"classes \[2\] have only 1 row"):
-        holdout_rows(5, 0.4, 0, np.array([0, 0, 1, 1, 2]))
-    with pytest.raises(ValueError, match="cannot hold each of 3 classes"):
-        holdout_rows(6, 0.1, 0, np.array([0, 0, 1, 1, 2, 2]))
+    with pytest.raises(ValueError, match=r"class 'virginica' has 1 row: a stratified split needs at least 2 rows"):
+        holdout_rows(5, 0.4, 0, np.array([0, 0, 1, 1, 2]), {0: "setosa", 1: "versicolor", 2: "virginica"})
+    labels = np.repeat([0, 1, 2], 20)
+    with pytest.raises(ValueError, match="cannot hold each of the 3 classes") as refused:
+        holdout_rows(60, 0.02, 0, labels)
+    low, high = map(float, re.search(r"between ([\d.]+) and ([\d.]+)", str(refused.value)).groups())  # type: ignore[union-attr]
+    for test_size in (low, high):  # the advice works at both ends
+        assert len(np.unique(labels[holdout_rows(60, test_size, 0, labels)])) == 3

@@ -206,10 +206,13 @@ def test_bad_data_and_bad_params_lose_nothing(done: Project, tmp_path: Path) -> 
     raw[5] = raw[5].replace(raw[5].split(",")[1], "oops", 1)
     project.path("data/sources/incoming.csv").write_text("\n".join(raw) + "\n")
     project.set_param("ingest.source", "data/sources/incoming.csv")
-    failed = project.repro(check=False)
-    assert failed.returncode != 0
+    failed = project.make("run", "WORKER=0", check=False)
+    assert failed.returncode == 2  # GNU make's code for any failure; its last line names the stage's
     assert "sepal_width_cm: wrong type (not a number) (1 row, e.g. line 6: 'oops')" in failed.stderr
+    assert "stage 'validate' failed with exit code 3 (data: " in failed.stderr
+    assert failed.stderr.rstrip().splitlines()[-1].endswith("Error 3")
     assert "Traceback" not in failed.stderr
+    assert project.run("mlpipeline", "run", check=False).returncode == 3  # the documented code, without make
     # Nothing downstream ran: the model, metrics and registry are as they were (ingest wrote the new raw data and
     # validate its report, which says what is wrong).
     downstream = outputs(*GRAPH.downstream("validate")[1:])
@@ -220,8 +223,8 @@ def test_bad_data_and_bad_params_lose_nothing(done: Project, tmp_path: Path) -> 
     project.run("git", "checkout", "--", "params.yaml", "dvc.lock")
     project.path("data/sources/incoming.csv").unlink()
     project.set_param("train.max_dept", 3)
-    failed = project.repro(check=False)
-    assert failed.returncode != 0
+    failed = project.run("mlpipeline", "run", check=False)
+    assert failed.returncode == 2
     assert "unknown key 'train.max_dept'" in failed.stderr
     assert len(client(project).search_model_versions("name='iris-classifier'")) == versions
 

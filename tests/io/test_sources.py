@@ -1,9 +1,10 @@
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from mlpipeline.errors import ConfigError
+from mlpipeline.errors import ConfigError, DataContractError
 from mlpipeline.io.sources import read_source, snake_case
 
 
@@ -163,3 +164,35 @@ def test_synthetic_source_is_the_same_every_time_in_bounded_blocks() -> None:
 def test_synthetic_source_refuses_a_bad_row_count() -> None:
     with pytest.raises(ConfigError, match="synthetic:<rows>"):
         collect("synthetic:-5")
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_file_separated_by_another_character_is_read_as_such(tmp_path: Path, sep: str) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(sep.join(["Petal Len", "colour", "species"]) + "\n" + sep.join(["1,5", "red", "a"]) + "\n")
+    df = collect(str(path), "species")
+    assert list(df.columns) == ["petal_len", "colour", "target", "target_name"]
+    assert df.loc[0, "colour"] == "red"
+
+
+@pytest.mark.parametrize(
+    ("lines", "named"),
+    [
+        (["1,2,3,x", "1,2,x", "1,2,3,y"], "line 3 ('1,2,x') has 3 fields where the header has 4"),
+        (["1,2,3,x", "1,2,3,y", "1,2,3,4,y"], "line 4 ('1,2,3,4,y') has 5 fields where the header has 4"),
+        (["0,1,2,3,x", "1,1,2,3,y"], "line 2 ('0,1,2,3,x') has 5 fields"),  # pandas: a silent index column
+    ],
+    ids=["short", "long", "every-line-longer"],
+)
+def test_a_ragged_line_is_named_with_its_text(tmp_path: Path, lines: list[str], named: str) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b,c,label\n" + "\n".join(lines) + "\n")
+    with pytest.raises(DataContractError, match=re.escape(named)):
+        collect(str(path), "label")
+
+
+def test_quoted_separators_and_line_breaks_stay_in_their_field(tmp_path: Path) -> None:
+    path = tmp_path / "quoted.csv"
+    path.write_text('a,note,label\n1,"red, blue",x\n2,"two\nlines",y\n\n3,NA,x\n')
+    df = collect(str(path), "label", chunk_rows=1)
+    assert df["note"].tolist() == ["red, blue", "two\nlines", ""]  # NA: a gap (written as nothing)

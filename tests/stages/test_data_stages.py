@@ -106,17 +106,51 @@ def test_each_kind_of_bad_value_is_named_with_its_file_line(tmp_path: Path) -> N
     assert found["a", "missing value"]["examples"] == [{"line": 6, "value": None}]
     assert ("a", "out of range [0, 10]") not in found  # a has a wrong type: its values are not range-checked
     assert found["c", "unknown category"]["examples"] == [{"line": 5, "value": "w"}]
-    assert found["target", "unknown label"]["examples"] == [{"line": 6, "value": 7.0}]
-    assert found["target_name", "unknown label"]["count"] == 1
+    assert found["target_name", "unknown label"]["examples"] == [{"line": 6, "value": "z"}]
+    assert ("target", "unknown label") not in found  # ingest's codes are never checked: the names are
 
 
-def test_out_of_range_and_a_code_that_disagrees_with_its_name(tmp_path: Path) -> None:
+def test_out_of_range_is_named_with_its_line(tmp_path: Path) -> None:
     found = check(tmp_path, "a,n,c,target,target_name\n1,2,u,0,x\n11,2,u,1,y\n")
     assert found["a", "out of range [0, 10]"]["examples"] == [{"line": 3, "value": 11.0}]
-    (tmp_path / "validation.json").unlink()
-    found = check(tmp_path, "a,n,c,target,target_name\n1,2,u,0,y\n2,3,v,1,y\n4,4,u,0,x\n")
-    mismatch = found["target_name", "does not match target code per the contract's labels"]
-    assert (mismatch["count"], mismatch["examples"]) == (1, [{"line": 2, "value": "y"}])
+
+
+def test_a_stray_label_is_the_one_row_named_and_good_rows_are_not_blamed(tmp_path: Path) -> None:
+    """Ingest codes the labels it sees in order, so 'versicolour' shifts the codes of 'y' rows: those are fine."""
+    source = tmp_path / "source.csv"
+    source.write_text("a,n,c,label\n" + "1,2,u,x\n" * 5 + "1,2,u,versicolour\n" + "1,2,u,y\n" * 5)
+    raw, params = toy(tmp_path, "")
+    ingest.run(IngestParams.model_construct(source=str(source), target="label", task="classification"), raw)
+    with pytest.raises(DataContractError) as failed:
+        validate.run(params, raw, tmp_path / "validation.json")
+    summary = str(failed.value).split(": ", 1)[1]
+    assert summary.startswith("target_name: unknown label (allowed: ['x', 'y']) (1 row, e.g. line 7: 'versicolour')")
+    assert summary.count("(") == 2, summary  # nothing else is blamed
+
+
+def test_labels_none_of_which_the_contract_knows_are_one_line_naming_the_label_column(tmp_path: Path) -> None:
+    """A file with both codes and names, ingest.target at the codes: say so, not "unknown label" 150 times."""
+    source = tmp_path / "source.csv"
+    source.write_text("a,n,c,target,target_name\n" + "1,2,u,0,x\n" * 3 + "1,2,v,1,y\n" * 3)
+    raw, params = toy(tmp_path, "")
+    ingest.run(IngestParams.model_construct(source=str(source), target="target", task="classification"), raw)
+    with pytest.raises(DataContractError) as failed:
+        validate.run(params, raw, tmp_path / "validation.json")
+    message = str(failed.value)
+    assert "none of the labels is one of contract 'toy''s (x, y): the data's are '0', '1'." in message
+    assert "Point ingest.target at the column that holds those names" in message
+    assert "too few rows" not in message
+
+
+def test_preprocess_codes_each_label_by_the_contract_never_by_ingest(tmp_path: Path) -> None:
+    paths = paths_in(tmp_path)
+    paths.contract.write_text(TOY)
+    rows = "".join(f"{i % 10},{i},u,0,y\n" if i % 2 else f"{i % 10},{i},v,1,x\n" for i in range(40))
+    paths.raw.write_text("a,n,c,target,target_name\n" + rows)  # codes the other way round from the contract
+    validate.run(ValidateParams(contract=str(paths.contract), min_rows_per_class=1), paths.raw, paths.validation)
+    preprocess.run(PreprocessParams(), paths.preprocess())
+    parts = pd.concat([pd.read_csv(paths.train), pd.read_csv(paths.test)])
+    assert dict(zip(parts["target_name"], parts["target"], strict=True)) == {"x": 0, "y": 1}
 
 
 @pytest.mark.parametrize(

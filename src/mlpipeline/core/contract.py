@@ -117,7 +117,7 @@ class Violation(BaseModel):
 
     column: str
     problem: str
-    count: int
+    count: int  # the failing rows; 0 for a problem of the column or the table
     examples: list[dict[str, Any]]
     details: dict[str, Any] = {}  # in the report only (e.g. the column lists), never in the one-line summary
 
@@ -126,6 +126,8 @@ class Violation(BaseModel):
         shown = ", ".join(
             f"line {e['line']}: {e['value']!r}" if "line" in e else repr(e["value"]) for e in self.examples[:3]
         )
+        if not self.count:  # a problem of the column or the table, not of some rows
+            return f"{self.column}: {self.problem}"
         rows = f"{self.count} row{'s' if self.count != 1 else ''}"
         return f"{self.column}: {self.problem} ({rows}{', e.g. ' + shown if shown else ''})"
 
@@ -158,9 +160,6 @@ def _range(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
         return f"out of range [{low:g}, {high:g}]"
     return f"out of range (>= {low:g})" if low is not None else f"out of range (<= {high:g})"
-
-
-MISMATCH = "does not match target code per the contract's labels"
 
 
 def _checks(contract: Contract, present: set[str]) -> tuple[list[Any], list[tuple[str, str, Any, Any]]]:
@@ -211,16 +210,11 @@ def _checks(contract: Contract, present: set[str]) -> tuple[list[Any], list[tupl
         else:
             number(name, spec.dtype == "int" and not spec.nullable, spec.min, spec.max, spec.nullable)
     if contract.task == "classification":
-        if RAW_TARGET in present:
-            code = number(RAW_TARGET, True, None, None, False)
-            known = code.is_in([float(c) for c in sorted(contract.labels)])
-            checks.append((RAW_TARGET, "unknown label", (code.is_finite() & ~known).fill_null(False), code))
+        # Labels as written: ingest's integer codes depend on which labels the file holds (one stray label shifts
+        # them all), so they are never checked; preprocess codes each name by the contract's labels.
         if RAW_LABEL in present:
-            text_in(RAW_LABEL, sorted(contract.labels.values()), False, "unknown label")
-        if {RAW_TARGET, RAW_LABEL} <= present:
-            parsed_code, label = pl.col(f"{RAW_TARGET}{PARSED}"), pl.col(RAW_LABEL)
-            pairs = [(parsed_code == float(k)) & (label == v) for k, v in contract.labels.items()]
-            checks.append((RAW_LABEL, MISMATCH, ~pl.any_horizontal(pairs).fill_null(False), label))
+            labels = sorted(contract.labels.values())
+            text_in(RAW_LABEL, labels, False, f"unknown label (allowed: {labels})")
     elif RAW_TARGET in present:
         bounds = contract.target or TargetSpec()
         number(RAW_TARGET, False, bounds.min, bounds.max, False)
@@ -273,31 +267,26 @@ def check_table(table: Any, contract: Contract, min_rows_per_class: int) -> Vali
         )
         rows = int(table.select(rows_expr).collect(engine="streaming").item())
         return _report(rows, columns, contract, violations, {})
-    violations += [Violation(column=c, problem="column missing", count=1, examples=[]) for c in expected
+    violations += [Violation(column=c, problem="column missing", count=0, examples=[]) for c in expected
                    if c not in present]  # fmt: skip
     if contract.strict:
-        violations += [Violation(column=c, problem="unexpected column", count=1, examples=[]) for c in columns
+        violations += [Violation(column=c, problem="unexpected column", count=0, examples=[]) for c in columns
                        if c not in expected and c not in contract.ignored]  # fmt: skip
     parsed, checks = _checks(contract, present)
     indexed = table.with_row_index(ROW).with_columns(parsed)
-    counts = (
-        indexed.select(rows_expr, *(failing.sum().alias(str(i)) for i, (_, _, failing, _) in enumerate(checks)))
-        .collect(engine="streaming")
-        .row(0, named=True)
-    )
+    sums = [failing.sum().alias(str(i)) for i, (_, _, failing, _) in enumerate(checks)]
+    every_column = pl.all().null_count().name.prefix(PARSED)  # polars checks a line's fields only when all are read
+    counts = indexed.select(rows_expr, *sums, every_column).collect(engine="streaming").row(0, named=True)
     rows = int(counts["rows"])
     mistyped = {column for i, (column, problem, _, _) in enumerate(checks) if problem.startswith("wrong type")
                 and counts[str(i)]}  # fmt: skip
-    mismatch: Violation | None = None
     for i, (column, problem, failing, shown) in enumerate(checks):
         count = int(counts[str(i)])
         if not count or (column in mistyped and not problem.startswith(("wrong type", "missing value"))):
             continue  # value checks on a column of the wrong type add nothing: the type error says it all
-        found = Violation(column=column, problem=problem, count=count, examples=_examples(indexed, failing, shown))
-        if problem == MISMATCH:
-            mismatch = found  # only meaningful when codes and names are otherwise valid
-        else:
-            violations.append(found)
+        violations.append(
+            Violation(column=column, problem=problem, count=count, examples=_examples(indexed, failing, shown))
+        )
 
     class_counts: dict[str, int] = {}
     if RAW_LABEL in present and contract.task == "classification":
@@ -305,6 +294,8 @@ def check_table(table: Any, contract: Contract, min_rows_per_class: int) -> Vali
         class_counts = {str(label): int(n) for label, n in sorted(grouped.iter_rows())}
     if rows == 0:
         violations.append(Violation(column="<table>", problem="no data rows", count=0, examples=[]))
+    elif class_counts and not set(class_counts) & set(contract.labels.values()):
+        violations = [v for v in violations if v.column != RAW_LABEL] + [_other_labels(contract, class_counts)]
     elif RAW_LABEL in present and contract.task == "classification":
         for label in contract.labels.values():
             seen = class_counts.get(label, 0)
@@ -313,13 +304,28 @@ def check_table(table: Any, contract: Contract, min_rows_per_class: int) -> Vali
                     Violation(
                         column=RAW_LABEL,
                         problem=f"too few rows for class '{label}': {seen} < min_rows_per_class {min_rows_per_class}",
-                        count=seen,
+                        count=0,
                         examples=[],
                     )
                 )
-    if mismatch is not None and not violations:
-        violations.append(mismatch)
     return _report(rows, columns, contract, violations, class_counts)
+
+
+def _other_labels(contract: Contract, seen: dict[str, int]) -> Violation:
+    """One violation when none of the data's labels is the contract's: the wrong label column (codes where the
+    contract has names, as in a file with both), or a contract of another data set."""
+    more = ", ..." if len(seen) > MAX_EXAMPLES else ""
+    shown = ", ".join(repr(label) for label in list(seen)[:MAX_EXAMPLES]) + more
+    return Violation(
+        column=RAW_LABEL,
+        problem=(
+            f"none of the labels is one of contract '{contract.name}''s ({', '.join(sorted(contract.labels.values()))}"
+            f"): the data's are {shown}. Point ingest.target at the column that holds those names (ingest's log "
+            "names a column it left out), or draft a contract for this data (`mlpipeline contract`)"
+        ),
+        count=sum(seen.values()),
+        examples=[],
+    )
 
 
 def _another_data_set(contract: Contract, columns: list[str]) -> Violation | None:

@@ -11,11 +11,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def holdout_rows(rows: int, test_size: float | int, seed: int, labels: np.ndarray | None = None) -> np.ndarray:
+def holdout_rows(
+    rows: int, test_size: float | int, seed: int, labels: np.ndarray | None = None, names: dict[int, str] | None = None
+) -> np.ndarray:
     """The test set's row numbers, ascending: the rows ``sklearn.model_selection.train_test_split`` puts in the
     test set for the same ``test_size`` and ``seed`` (stratified by ``labels``, one class code per row, when
     given; a test checks that they agree), drawn the same way with the same random numbers. An integer
-    ``test_size`` is a number of rows.
+    ``test_size`` is a number of rows. A split that cannot be made is a ``ValueError`` naming the classes
+    (``names``: code -> name) and the rows or test_size it needs.
 
     scikit-learn's own function collects the rows in Python lists: about 8 s and 600 MB for ten million rows.
     This holds only the labels, one class's row numbers at a time and a mask: linear in time, a few bytes a row.
@@ -31,9 +34,17 @@ def holdout_rows(rows: int, test_size: float | int, seed: int, labels: np.ndarra
         return np.sort(rng.permutation(rows)[:n_test])
     classes, counts = np.unique(labels, return_counts=True)
     if counts.min() < 2:
-        raise ValueError(f"classes {classes[counts < 2].tolist()} have only 1 row: too few to split (at least 2)")
+        lonely = ", ".join(repr((names or {}).get(int(c), str(c))) for c in classes[counts < 2])
+        raise ValueError(
+            f"class {lonely} has 1 row: a stratified split needs at least 2 rows of each class (one to train on, "
+            "one to test); add rows of it, or leave it out of the data"
+        )
     if min(n_train, n_test) < len(classes):
-        raise ValueError(f"{n_train} train / {n_test} test rows cannot hold each of {len(classes)} classes")
+        needed = -(-len(classes) * 100 // rows) / 100  # the smallest share (rounded up) with a row per class
+        raise ValueError(
+            f"{n_train} train / {n_test} test rows cannot hold each of the {len(classes)} classes: set "
+            f"preprocess.test_size between {needed:g} and {1 - needed:g} (or a number of rows), or add rows"
+        )
     train_share = _approximate_mode(counts, n_train, rng)
     test_share = _approximate_mode(counts - train_share, n_test, rng)
     is_test = np.zeros(rows, dtype=bool)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -165,7 +166,15 @@ def _file(path: Path, target: str, task: str, chunk_rows: int, missing: frozense
     renamed = column_names([c for c in first.columns if c != target], path)
     clashing = [c for c, new in renamed.items() if new in (RAW_TARGET, RAW_LABEL)]
     for column in clashing:
-        logger.warning("ignoring column %r of %s: the label comes from %r", column, path, target)
+        logger.warning(
+            "ignoring column %r of %s: the label comes from %r (ingest.target); if %r holds the labels, set "
+            "ingest.target: %s",
+            column,
+            path,
+            target,
+            column,
+            column,
+        )
     unlabelled = 0
     for chunk in _chunks_from(first, chunks):
         label = _label_text(chunk[target], missing)
@@ -233,20 +242,7 @@ def _chunks_from(first: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> Iterator[
 
 def _file_chunks(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     if path.suffix.lower() == ".csv":
-        try:
-            reader = pd.read_csv(
-                path,
-                dtype=str,
-                keep_default_na=False,
-                chunksize=chunk_rows,
-                usecols=columns,
-                encoding="utf-8",
-            )
-            yield from reader
-        except pd.errors.EmptyDataError:
-            return
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DataContractError(f"{path} is not a readable CSV: {exc}") from exc
+        yield from _csv_chunks(path, chunk_rows, columns)
         return
     import pyarrow.parquet as pq
 
@@ -256,3 +252,90 @@ def _file_chunks(path: Path, chunk_rows: int, columns: list[str] | None = None) 
             yield batch.to_pandas()
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise DataContractError(f"{path} is not a readable Parquet file: {exc}") from exc
+
+
+# Separators other than the comma that a CSV export may use (Excel in many locales writes ';').
+OTHER_SEPARATORS = (";", "\t", "|")
+
+
+def separator(path: Path) -> str:
+    """The file's field separator, told from its header: a comma unless the header has none and another
+    separator splits it."""
+    with path.open("rb") as handle:
+        header = handle.readline(1 << 20).decode("utf-8", errors="replace")
+    if "," in header:
+        return ","
+    counts = {sep: header.count(sep) for sep in OTHER_SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    if not counts[best]:
+        return ","
+    logger.info("%s: the header has no comma: reading it as %r-separated", path, best)
+    return best
+
+
+def _csv_chunks(path: Path, chunk_rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
+    """The file's rows as text, ``chunk_rows`` at a time (pyarrow's streaming reader, which, unlike pandas, never
+    fills a short line with gaps: a line with fewer or more fields than the header is an error naming it)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    sep = separator(path)
+    try:  # pandas names the columns (an empty name is "Unnamed: 0", a repeated one "x.1"), as users know them
+        names = [str(c) for c in pd.read_csv(path, nrows=0, sep=sep, encoding="utf-8").columns]
+    except pd.errors.EmptyDataError:
+        return
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataContractError(f"{path} is not a readable CSV: {exc}") from exc
+    keep = columns or names
+    bad: list[Any] = []
+
+    def ragged(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=names, skip_rows=1),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=ragged),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(keep, pa.string()),
+                include_columns=keep,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        yield from _rechunked(reader, chunk_rows, keep)
+    except pa.ArrowInvalid as exc:
+        if bad:
+            row = bad[0]
+            text = row.text if len(row.text) <= 80 else row.text[:77] + "..."
+            raise DataContractError(
+                f"{path} line {row.number} ({text!r}) has {row.actual_columns} fields where the header has "
+                f"{row.expected_columns}: a separator missing, or a value with the separator in it unquoted "
+                '("1,5"); fix that line'
+            ) from exc
+        raise DataContractError(f"{path} is not a readable CSV: {str(exc).splitlines()[0]}") from exc
+
+
+def _rechunked(reader: Any, chunk_rows: int, columns: list[str]) -> Iterator[pd.DataFrame]:
+    """pyarrow's batches (sized in bytes) as frames of ``chunk_rows`` rows, the index counting on across them."""
+    import pyarrow as pa
+
+    start, pending = 0, None
+    for batch in reader:
+        table = pa.Table.from_batches([batch])
+        pending = table if pending is None else pa.concat_tables([pending, table])
+        while pending.num_rows >= chunk_rows:
+            yield _frame(pending.slice(0, chunk_rows), start)
+            start, pending = start + chunk_rows, pending.slice(chunk_rows)
+    if pending is not None and pending.num_rows:
+        yield _frame(pending, start)
+    elif not start:  # a header and no rows: one empty frame, so the columns are known
+        yield pd.DataFrame({c: pd.Series([], dtype="str") for c in columns})
+
+
+def _frame(table: Any, start: int) -> pd.DataFrame:
+    frame: pd.DataFrame = table.to_pandas()
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    return frame

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from mlpipeline.core.columns import RAW_TARGET
+from mlpipeline.core.columns import RAW_LABEL, RAW_TARGET
 from mlpipeline.core.schema import Schema
 from mlpipeline.core.split import holdout_rows
 from mlpipeline.errors import DataContractError
@@ -52,14 +52,10 @@ def run(params: PreprocessParams, paths: Paths) -> PreprocessResult:
     raw = scan_raw(raw_file)
     stratify = schema.task == "classification"
     # Only the class codes are held (8 bytes a row), parsed as they stream in; the rows stay in the file.
-    labels = (
-        raw.select(number(RAW_TARGET, pl.Int64)).collect(engine="streaming").to_series().to_numpy()
-        if stratify
-        else None
-    )
+    labels = raw.select(target_codes(schema)).collect(engine="streaming").to_series().to_numpy() if stratify else None
     total = len(labels) if labels is not None else int(raw.select(pl.len()).collect(engine="streaming").item())
     try:
-        test_rows = holdout_rows(total, params.test_size, params.seed, labels)
+        test_rows = holdout_rows(total, params.test_size, params.seed, labels, schema.labels)
     except ValueError as exc:  # e.g. a test_size too small to hold one row per class
         raise DataContractError(f"cannot split {raw_file} with test_size={params.test_size}: {exc}") from exc
     train_part = ~rows_in(test_rows)
@@ -67,7 +63,10 @@ def run(params: PreprocessParams, paths: Paths) -> PreprocessResult:
     if params.max_train_rows is not None and train_rows > params.max_train_rows:
         train_rows, train_part = params.max_train_rows, rows_in(sample_rows(total, test_rows, labels, params))
     del labels
-    table = raw if train_file.suffix != ".parquet" else raw.select(typed_columns(schema, raw.collect_schema().names()))
+    if train_file.suffix == ".parquet":
+        table = raw.select(typed_columns(schema, raw.collect_schema().names()))
+    else:
+        table = raw.with_columns(target_codes(schema)) if stratify else raw
     rows = table.with_row_index(ROW)
     write_part(test_file, rows.filter(rows_in(test_rows)).drop(ROW))
     write_part(train_file, rows.filter(train_part).drop(ROW))
@@ -111,15 +110,25 @@ def number(name: str, dtype: Any = pl.Float64) -> pl.Expr:
     return pl.col(name).str.strip_chars().cast(pl.Float64).cast(dtype)
 
 
+def target_codes(schema: Schema) -> pl.Expr:
+    """Each row's class code: its label as written (``target_name``) looked up in the contract's labels, never
+    ingest's numbering, which depends on which labels a file happens to hold (validate accepted every name)."""
+    codes = {name: code for code, name in schema.labels.items()}
+    return pl.col(RAW_LABEL).replace_strict(codes, return_dtype=pl.Int64).alias(RAW_TARGET)
+
+
 def typed_columns(schema: Schema, columns: list[str]) -> list[pl.Expr]:
     """The raw text columns, in their order, as the model reads them: numbers as floats, the target as class
-    codes (integers) or values (floats), anything else (categories, class names) as text. Validate accepted
-    numbers with spaces around them: those go."""
-    target = pl.Int64 if schema.task == "classification" else pl.Float64
-    return [
-        number(name, target) if name == RAW_TARGET else number(name) if name in schema.numeric else pl.col(name)
-        for name in columns
-    ]
+    codes (integers, by :func:`target_codes`) or values (floats), anything else (categories, class names) as
+    text. Validate accepted numbers with spaces around them: those go."""
+    classes = schema.task == "classification"
+
+    def typed(name: str) -> pl.Expr:
+        if name == RAW_TARGET:
+            return target_codes(schema) if classes else number(name)
+        return number(name) if name in schema.numeric else pl.col(name)
+
+    return [typed(name) for name in columns]
 
 
 def write_part(path: Path, part: pl.LazyFrame) -> None:
