@@ -207,10 +207,14 @@ class PromoteParams(Section):
     A candidate replaces the champion only if it scores better by more than ``min_improvement`` on
     ``compare_metric``, both scored on the same test set: a tie never promotes. ``auto`` compares ``f1_macro`` for
     classes and ``rmse`` (lower is better) for a regression target. A DVC experiment's candidate gets the
-    ``challenger`` alias instead, unless ``from_experiments`` is true.
+    ``challenger`` alias instead, unless ``from_experiments`` is true. A candidate with a feature that alone
+    predicts the label better than ``lone_feature_max`` on held-out rows (balanced accuracy for classes, R² for
+    a regression; train measures it) is refused as a likely leak, unless the contract marks that feature
+    ``may_predict_alone: true``; 1.0 turns the check off.
     """
 
     floors: dict[Metric, float] = {"accuracy": 0.9, "f1_macro": 0.85, "r2": 0.3}
+    lone_feature_max: Annotated[float, Field(gt=0.0, le=1.0)] = 0.99
     ceilings: dict[Metric, float] = {}
     compare_metric: Literal["auto"] | Metric = "auto"
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0

@@ -1,4 +1,5 @@
 from mlpipeline.core.gate import (
+    lone_feature_check,
     Check,
     champion_check,
     contract_check,
@@ -106,3 +107,16 @@ def test_maximums_are_ceilings() -> None:
     checks = threshold_checks({"r2": 0.5, "rmse": 12.0}, {"r2": 0.3}, {"rmse": 10.0})
     assert [(c.name, c.status) for c in checks] == [("min_r2", "pass"), ("max_rmse", "fail")]
     assert checks[1].detail == "rmse 12.0000 > 10.0000"
+
+
+def test_a_lone_predictor_is_refused_unless_the_contract_allows_it() -> None:
+    scores = {"hoursw": 1.0, "wagew": 0.86}
+    refused = lone_feature_check(scores, set(), 0.99, classes=True)
+    assert refused.status == "fail"
+    assert refused.detail.startswith("hoursw (balanced accuracy 1.000) alone predicts the label")
+    assert "may_predict_alone: true" in refused.detail
+    allowed = lone_feature_check(scores, {"hoursw"}, 0.99, classes=True)
+    assert (allowed.status, allowed.detail) == ("pass", "no feature alone above 0.99 (best: wagew 0.860)")
+    assert lone_feature_check(scores, set(), 1.0, classes=True).status == "pass"  # 1.0: the check is off
+    assert lone_feature_check(None, set(), 0.99, classes=False).status == "pass"  # a version from before it
+    assert "R²" in lone_feature_check({"x2": 0.999}, set(), 0.99, classes=False).detail

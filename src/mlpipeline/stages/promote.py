@@ -25,6 +25,7 @@ from mlpipeline.core.gate import (
     contract_check,
     decide,
     evaluated_check,
+    lone_feature_check,
     schema_check,
     threshold_checks,
 )
@@ -118,6 +119,14 @@ def gate(
         contract,
         *floors(params, schema.task, metrics),
     ]
+    checks.append(
+        lone_feature_check(
+            registry.lone_scores(tags),
+            {name for name, info in schema.features.items() if info.may_predict_alone},
+            params.lone_feature_max,
+            schema.task == "classification",
+        )
+    )
     if registry.RETIRED_TAG in tags:  # e.g. the same model again from the same data: it stays retired
         why = f"v{version} was retired ({tags[registry.RETIRED_TAG]}): change the data, features or model"
         checks.append(Check(name="not_retired", status="fail", detail=why))
