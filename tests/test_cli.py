@@ -246,7 +246,7 @@ def test_own_data_path_drafts_points_params_and_validates(workdir: Path, capsys:
     """Text categories, gaps and numeric labels: the README's own-data commands work as written."""
     source = workdir / "data/sources/shop.csv"
     source.parent.mkdir(parents=True, exist_ok=True)
-    source.write_text(SHOP)
+    source.write_text(SHOP.replace("size", "Size (cm)", 1))
     before = (workdir / "params.yaml").read_text()
     code, out = run_cli(
         capsys, "contract", "data/sources/shop.csv", "contracts/shop.yaml", "--target", "grade", "--use"
@@ -254,7 +254,8 @@ def test_own_data_path_drafts_points_params_and_validates(workdir: Path, capsys:
     assert code == 0, out
     drafted = yaml.safe_load((workdir / "contracts/shop.yaml").read_text())
     assert drafted["features"]["colour"] == {"kind": "categorical", "categories": ["blue", "red"], "nullable": False}
-    assert drafted["features"]["size"]["nullable"] is True
+    assert drafted["features"]["size_cm"]["nullable"] is True
+    assert drafted["features"]["size_cm"]["source_name"] == "Size (cm)"  # the server accepts both names
     assert drafted["labels"] == {0: "3", 1: "5"}
     params = (workdir / "params.yaml").read_text()
     assert "source: data/sources/shop.csv" in params
@@ -265,7 +266,7 @@ def test_own_data_path_drafts_points_params_and_validates(workdir: Path, capsys:
     assert code == 0, out
 
     # A category the contract does not allow: validate names the column, the line and the allowed values.
-    source.write_text(SHOP.replace("blue,4.0", "purple,4.0"))
+    source.write_text(SHOP.replace("size", "Size (cm)", 1).replace("blue,4.0", "purple,4.0"))
     assert run_cli(capsys, "ingest")[0] == 0
     code, out = run_cli(capsys, "validate")
     assert code == 3

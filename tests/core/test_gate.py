@@ -1,10 +1,10 @@
 from mlpipeline.core.gate import (
-    lone_feature_check,
     Check,
     champion_check,
     contract_check,
     decide,
     evaluated_check,
+    lone_feature_check,
     schema_check,
     threshold_checks,
 )

@@ -101,3 +101,29 @@ def test_an_all_numeric_forest_is_compiled_and_agrees_with_scikit_learn() -> Non
     X.iloc[::7, 1] = float("nan")  # gaps are imputed with the fitted medians, as scikit-learn does
     assert (compiled.predict(X.to_numpy()) == fitted.predict(X)).all()
     assert abs(compiled.predict_proba(X.to_numpy()) - fitted.predict_proba(X)).max() < 1e-9
+
+
+def test_the_data_s_own_column_names_are_accepted_documented_suggested_and_logged_by_feature(tmp_path: Any) -> None:
+    from mlpipeline.monitoring.predictions import read_log
+
+    df, schema = datasets.mixed(task="classification")
+    named = {"colour": "Colour Name", "size": "Size (cm)"}
+    features = {n: i.model_copy(update={"source_name": named.get(n)}) for n, i in schema.features.items()}
+    schema = schema.model_copy(update={"features": features})
+    fitted = build_model(TrainParams(), schema).fit(schema.model_input(df), schema.target(df))  # type: ignore[arg-type]
+    loaded = LoadedModel("shop", "1", "run1", tuple(schema.features), schema.labels, fitted, schema=schema)
+    app = create_app(ModelHolder(lambda version: loaded, None, "1"), EnvSettings(prediction_log_dir=str(tmp_path)))
+    with TestClient(app) as client:
+        own = client.post("/predict", json={"rows": [{"Colour Name": "red", "Size (cm)": 12.5, "shape": "round"}]})
+        snake = client.post("/predict", json={"rows": [{"colour": "red", "size": 12.5, "shape": "round"}]})
+        assert own.status_code == snake.status_code == 200, own.text
+        assert own.json()["predictions"] == snake.json()["predictions"]
+        described = client.get("/openapi.json").json()["components"]["schemas"]["Row"]["properties"]
+        assert "also accepted as 'Colour Name', the data's own name" in described["colour"]["description"]
+        for wrong, meant in (("Colour name", "Colour Name"), ("colur", "colour")):
+            typo = client.post("/predict", json={"rows": [{wrong: "red", "size": 1.0}]})
+            assert typo.status_code == 422
+            msgs = [d["msg"] for d in typo.json()["detail"] if d["loc"][-1] == wrong]
+            assert msgs == [f"Extra inputs are not permitted: no feature {wrong!r} (did you mean {meant!r}?)"]
+    logged = [r["inputs"] for r in read_log(tmp_path)]
+    assert logged[0] == logged[1] == {"colour": "red", "size": 12.5, "shape": "round"}  # what drift reads

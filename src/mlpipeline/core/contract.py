@@ -43,6 +43,7 @@ class FeatureSpec(BaseModel):
     categories: list[str] | None = None
     nullable: bool = False
     may_predict_alone: bool = Field(default=False, exclude_if=lambda allowed: not allowed)  # written when true
+    source_name: str | None = None  # the column's name in the source file, when ingest snake_cased it
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureSpec:
@@ -113,6 +114,7 @@ class Contract(BaseModel):
                     categories=spec.categories,
                     nullable=spec.nullable,
                     may_predict_alone=spec.may_predict_alone,
+                    source_name=spec.source_name,
                 )
                 for name, spec in self.features.items()
             },

@@ -21,8 +21,9 @@ Task = Literal["classification", "regression"]
 
 
 class FeatureInfo(BaseModel):
-    """One input column: numeric or categorical (with its allowed values), whether it may be missing, and
-    whether it may predict the label alone (the gate's lone-feature check lets it)."""
+    """One input column: numeric or categorical (with its allowed values), whether it may be missing, whether
+    it may predict the label alone (the gate's lone-feature check lets it), and its name in the data's own file
+    when ingest snake_cased it (the server accepts both)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -30,6 +31,7 @@ class FeatureInfo(BaseModel):
     categories: list[str] | None = None
     nullable: bool = False
     may_predict_alone: bool = Field(default=False, exclude_if=lambda allowed: not allowed)  # written when true
+    source_name: str | None = Field(default=None, exclude_if=lambda name: name is None)  # as the data's file has it
 
 
 class Schema(BaseModel):

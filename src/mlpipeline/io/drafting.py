@@ -64,6 +64,14 @@ def read_table(data: Path, target: str, task: str, missing: Collection[str] = MI
     return read_raw_text(buffer)
 
 
+def _with_source_names(drafted: Contract, names: dict[str, str]) -> Contract:
+    features = {
+        column: spec.model_copy(update={"source_name": names[column]}) if column in names else spec
+        for column, spec in drafted.features.items()
+    }
+    return drafted.model_copy(update={"features": features})
+
+
 def _missing(params_file: Path) -> list[str]:
     """The missing-value tokens of ``params_file``'s ingest section (ingest reads the data with them), else the
     defaults."""
@@ -105,6 +113,10 @@ def draft_contract(
     except ValidationError as exc:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise DataContractError(f"cannot draft a contract from {data}: {problems}") from exc
+    if target:  # the file's own column names, which the server accepts beside the snake_case ones
+        from mlpipeline.io.sources import source_names
+
+        drafted = _with_source_names(drafted, source_names(data, target))
     for column, spec in drafted.features.items():
         if spec.kind == "categorical" and len(spec.categories or ()) > MANY_CATEGORIES:
             logger.warning(

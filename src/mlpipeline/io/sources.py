@@ -199,8 +199,21 @@ def _file(path: Path, target: str, task: str, chunk_rows: int, missing: frozense
         )
 
 
-def column_names(columns: list[object], path: Path) -> dict[object, str]:
-    """Each column's snake_case name; names that come out the same get ``_2``, ``_3``..., with a warning."""
+def source_names(path: Path, target: str) -> dict[str, str]:
+    """Each feature's name as ``path`` writes it, by the snake_case name ingest gives it (those that differ)."""
+    if path.suffix.lower() == ".csv":
+        header = [str(c) for c in pd.read_csv(path, nrows=0, sep=separator(path), encoding="utf-8").columns]
+    else:
+        import pyarrow.parquet as pq
+
+        header = list(pq.read_schema(path).names)
+    renamed = column_names([c for c in header if c != target], path, quiet=True)
+    return {new: str(old) for old, new in renamed.items() if new != old}
+
+
+def column_names(columns: list[object], path: Path, quiet: bool = False) -> dict[object, str]:
+    """Each column's snake_case name; names that come out the same get ``_2``, ``_3``..., with a warning (unless
+    ``quiet``)."""
     renamed: dict[object, str] = {}
     taken: set[str] = set()
     for column in columns:
@@ -209,7 +222,7 @@ def column_names(columns: list[object], path: Path) -> dict[object, str]:
         while new in taken:
             n += 1
             new = f"{base}_{n}"
-        if new != base:
+        if new != base and not quiet:
             logger.warning("column %r of %s is named %r (%r is taken by another column)", column, path, new, base)
         taken.add(new)
         renamed[column] = new

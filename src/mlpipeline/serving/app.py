@@ -34,7 +34,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import to_json
 
 from mlpipeline.errors import ServiceUnavailableError
@@ -181,16 +181,32 @@ def _json_safe(value: Any) -> Any:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 naming each bad field (``loc``), what is wrong (``msg``) and the value given."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    names: list[str] = getattr(request.app.state, "row_names", [])
     detail = [
         {
             "loc": list(e.get("loc", ())),
-            "msg": e.get("msg", ""),
+            "msg": _suggested(e, names),
             "type": e.get("type", ""),
             "input": _json_safe(e.get("input")),
         }
         for e in errors
     ]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _suggested(error: Any, names: list[str]) -> str:
+    """The error's message; for a field no row has, with the accepted name it is most likely meant to be."""
+    msg = str(error.get("msg", ""))
+    loc = error.get("loc", ())
+    if error.get("type") != "extra_forbidden" or not loc or not isinstance(loc[-1], str) or "rows" not in loc:
+        return msg
+    import difflib
+
+    from mlpipeline.core.columns import snake_case
+
+    given = loc[-1]
+    close = [n for n in names if snake_case(n) == snake_case(given)] or difflib.get_close_matches(given, names, n=1)
+    return f"{msg}: no feature {given!r}" + (f" (did you mean {close[0]!r}?)" if close else f" (features: {names})")
 
 
 def _row_fields(model: LoadedModel) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -203,10 +219,14 @@ def _row_fields(model: LoadedModel) -> tuple[dict[str, Any], dict[str, Any]]:
         nullable = info is not None and info.nullable
         optional: dict[str, Any] = {"default": None} if nullable else {}
         gaps = " or null (missing: the model imputes it)" if nullable else ""
+        source = info.source_name if info is not None else None
+        if source:  # the data file's own name is accepted too
+            optional["validation_alias"] = AliasChoices(name, source)
+        also = f"; also accepted as {source!r}, the data's own name" if source else ""
         if info is not None and info.kind == "categorical":
             categories = tuple(info.categories or ())
             kind: Any = Literal[categories]
-            described = Field(description=f"feature '{name}': one of {list(categories)}{gaps}", **optional)
+            described = Field(description=f"feature '{name}': one of {list(categories)}{gaps}{also}", **optional)
             example[name] = categories[0]
         else:
             kind = float
@@ -214,7 +234,7 @@ def _row_fields(model: LoadedModel) -> tuple[dict[str, Any], dict[str, Any]]:
                 allow_inf_nan=False,
                 ge=-FLOAT32_MAX,
                 le=FLOAT32_MAX,
-                description=f"feature '{name}' (a number{gaps})",
+                description=f"feature '{name}' (a number{gaps}){also}",
                 **optional,
             )
             example[name] = 1.0
@@ -324,6 +344,8 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challen
     first = holder.current
     assert first is not None
     row_fields, example_row = _row_fields(first)
+    infos = first.schema.features.values() if first.schema is not None else []
+    aliased = any(info.source_name for info in infos)  # rows may name a feature as the data's file does
     Row = create_model("Row", __config__=ConfigDict(extra="forbid", strict=True), **row_fields)
     example: dict[str, Any] = {"rows": [example_row]}
 
@@ -396,6 +418,7 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challen
         version="1",
         description=f"Predictions of `{first.name}` ({'champion' if holder.follows_alias else 'a pinned version'}).",
     )
+    app.state.row_names = [*row_fields, *(info.source_name for info in infos if info.source_name)]
     protected = [Depends(authorize)]
     unauthorized: dict[int | str, dict[str, Any]] = {401: {"description": "missing or wrong bearer token"}}
 
@@ -448,10 +471,14 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challen
             metrics.model_latency.labels(role, model.version).observe(took)
         if feedback is not None:  # remembered only where feedback can be stored
             recent.add(request_id, len(body.rows), role, content)
-        if log is not None:  # a queue append of the bytes in and out, already JSON: nothing to serialize again
-            log.record(took * 1000, await request.body(), content, len(body.rows), request_id, role)
+        if log is not None or shadowed is not None:  # the bytes in, already JSON: nothing to serialize again,
+            sent = await request.body()  # unless a row used the data's own names: logged by feature name
+            if aliased:
+                sent = to_json({"rows": [row.__dict__ for row in body.rows]})
+        if log is not None:  # a queue append of the bytes in and out
+            log.record(took * 1000, sent, content, len(body.rows), request_id, role)
         if shadowed is not None:
-            shadow.offer((request_id, shadowed, body.rows, predictions, await request.body()))
+            shadow.offer((request_id, shadowed, body.rows, predictions, sent))
         return Response(content, media_type="application/json", headers={"x-request-id": request_id})
 
     @app.post(
