@@ -201,15 +201,19 @@ def test_the_draft_leaves_row_numbers_ids_and_free_text_out_and_validate_lets_th
             "seq": [str(i) for i in range(rows)],
             "name": [f"passenger {i}" for i in range(rows)],
             "age": [str(20 + i % 7) for i in range(rows)],
+            "day": [f"2024-03-{1 + i % 5:02d}" for i in range(rows)],  # repeated dates: not an id, not a category
+            "at": [f"{1 + i % 12}/{1 + i % 28}/2023 10:{i % 60:02d}" for i in range(rows)],
             "target": [str(int(label == "yes")) for label in labels],
             "target_name": labels,
         }
     )
     drafted = infer_contract(raw, "t")
     assert list(drafted.features) == ["age"]
-    assert set(drafted.ignored) == {"unnamed_0", "seq", "name"}
+    assert set(drafted.ignored) == {"unnamed_0", "seq", "name", "day", "at"}
     assert "row number" in drafted.ignored["seq"]
     assert "free text" in drafted.ignored["name"]
+    assert drafted.ignored["day"].startswith("dates: as a category, a date never matches a new day")
+    assert drafted.ignored["at"].startswith("dates")
     assert check_frame(raw, drafted, min_rows_per_class=1).passed
     assert list(drafted.to_schema().features) == ["age"]  # the model never sees them
 

@@ -465,9 +465,32 @@ def ignored_because(name: str, column: pd.Series, spec: FeatureSpec) -> str | No
         start = float(numbers.iloc[0])
         if start in (0.0, 1.0) and (numbers.diff().iloc[1:] == 1).all():
             return "counts the rows (a row number), which no model should learn from"
+    if spec.kind == "categorical" and _dates(present):
+        return (
+            "dates: as a category, a date never matches a new day. To use it, derive numbers from it (a year, "
+            "a weekday, days since) with a feature transform (train.features, docs/adapt.md)"
+        )
     if spec.kind == "categorical" and len(present) >= ID_MIN_ROWS and present.nunique() == len(present):
         return "a different value in every row: an id or free text"
     return None
+
+
+DAYS = ("%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y")
+DATE_FORMATS = ("ISO8601", *DAYS, *(f"{day} {time}" for day in DAYS for time in ("%H:%M", "%H:%M:%S")))
+
+
+def _dates(values: pd.Series) -> bool:
+    """Whether text values are dates or datetimes (every one, in one of ``DATE_FORMATS``), of more than one day."""
+    import pandas as pd
+
+    text = values.astype(str).str.strip()
+    if text.nunique() < 2 or not text.str.contains(r"\d[-/.]\d", regex=True).all():
+        return False
+    for form in DATE_FORMATS:
+        parsed = pd.to_datetime(text, format=form, errors="coerce")
+        if parsed.notna().all():
+            return True
+    return False
 
 
 def infer_contract(df: pd.DataFrame, name: str, margin: float = 0.1) -> Contract:
