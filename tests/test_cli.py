@@ -256,6 +256,7 @@ def test_own_data_path_drafts_points_params_and_validates(workdir: Path, capsys:
     assert drafted["features"]["colour"] == {"kind": "categorical", "categories": ["blue", "red"], "nullable": False}
     assert drafted["features"]["size_cm"]["nullable"] is True
     assert drafted["features"]["size_cm"]["source_name"] == "Size (cm)"  # the server accepts both names
+    assert "source_name" not in drafted["features"]["colour"]
     assert drafted["labels"] == {0: "3", 1: "5"}
     params = (workdir / "params.yaml").read_text()
     assert "source: data/sources/shop.csv" in params

@@ -196,3 +196,11 @@ def test_quoted_separators_and_line_breaks_stay_in_their_field(tmp_path: Path) -
     path.write_text('a,note,label\n1,"red, blue",x\n2,"two\nlines",y\n\n3,NA,x\n')
     df = collect(str(path), "label", chunk_rows=1)
     assert df["note"].tolist() == ["red, blue", "two\nlines", ""]  # NA: a gap (written as nothing)
+
+
+def test_blank_lines_before_the_header_and_a_quoted_header_with_commas(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text('\n\n"Length, cm";colour;species\n1;red;a\n2;blue;b\n')
+    df = collect(str(path), "species")
+    assert list(df.columns) == ["length_cm", "colour", "target", "target_name"]
+    assert df["target_name"].tolist() == ["a", "b"]  # the header is not a data row

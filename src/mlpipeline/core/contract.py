@@ -174,7 +174,7 @@ def _range(low: float | None, high: float | None) -> str:
 
 def _checks(contract: Contract, present: set[str]) -> tuple[list[Any], list[tuple[str, str, Any, Any]]]:
     """The parsed number columns to add, and (column, problem, failing-row expression, value shown) for every
-    check of the contract's present columns, the label/code agreement last.
+    check of the contract's present columns (the label by its name).
 
     Columns are read as text; a number column is parsed leniently once, so a value that is not a number is one
     "wrong type" failure (its other checks skip it) instead of failing the whole column.

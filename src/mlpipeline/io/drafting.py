@@ -65,8 +65,13 @@ def read_table(data: Path, target: str, task: str, missing: Collection[str] = MI
 
 
 def _with_source_names(drafted: Contract, names: dict[str, str]) -> Contract:
+    """Each renamed feature with its name in the file, unless that name is another feature's (``Age`` and
+    ``age`` become ``age`` and ``age_2``: ``age`` must mean one column at the server)."""
+    taken = set(drafted.features)
     features = {
-        column: spec.model_copy(update={"source_name": names[column]}) if column in names else spec
+        column: spec.model_copy(update={"source_name": names[column]})
+        if column in names and names[column] not in taken
+        else spec
         for column, spec in drafted.features.items()
     }
     return drafted.model_copy(update={"features": features})

@@ -271,18 +271,27 @@ def _file_chunks(path: Path, chunk_rows: int, columns: list[str] | None = None) 
 OTHER_SEPARATORS = (";", "\t", "|")
 
 
-def separator(path: Path) -> str:
-    """The file's field separator, told from its header: a comma unless the header has none and another
-    separator splits it."""
+def header_line(path: Path) -> tuple[int, str]:
+    """How many blank lines come before the header (pandas skips them too), and the header line."""
     with path.open("rb") as handle:
-        header = handle.readline(1 << 20).decode("utf-8", errors="replace")
-    if "," in header:
+        for blank, line in enumerate(handle):
+            text = line.decode("utf-8", errors="replace")
+            if text.strip():
+                return blank, text
+    return 0, ""
+
+
+def separator(path: Path) -> str:
+    """The file's field separator, told from its header: the comma unless another separator splits the header
+    into more fields (quoted names kept whole)."""
+    import csv
+
+    header = header_line(path)[1]
+    fields = {sep: len(next(csv.reader([header], delimiter=sep), [])) for sep in (",", *OTHER_SEPARATORS)}
+    best = max(fields, key=lambda sep: fields[sep])
+    if fields[best] <= max(fields[","], 1):
         return ","
-    counts = {sep: header.count(sep) for sep in OTHER_SEPARATORS}
-    best = max(counts, key=lambda sep: counts[sep])
-    if not counts[best]:
-        return ","
-    logger.info("%s: the header has no comma: reading it as %r-separated", path, best)
+    logger.info("%s: the header is %r-separated: reading it so", path, best)
     return best
 
 
@@ -309,7 +318,7 @@ def _csv_chunks(path: Path, chunk_rows: int, columns: list[str] | None) -> Itera
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(use_threads=False, column_names=names, skip_rows=1),
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=names, skip_rows=header_line(path)[0] + 1),
             parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=ragged),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(keep, pa.string()),

@@ -43,7 +43,9 @@ def run(params_file: Path, dvc_args: Sequence[str]) -> int:
 def repro(dvc_args: Sequence[str]) -> int:
     """``dvc repro`` with its output passed through; a failed stage's own exit code instead of DVC's 255."""
     try:
-        proc = subprocess.Popen([_dvc_command(), "repro", *dvc_args], stderr=subprocess.PIPE, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            [_dvc_command(), "repro", *dvc_args], stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1
+        )
     except FileNotFoundError as exc:
         raise MlpipelineError("dvc not found: run `make setup` (or use `make run`)") from exc
     failed: tuple[str, int] | None = None

@@ -219,8 +219,8 @@ def _row_fields(model: LoadedModel) -> tuple[dict[str, Any], dict[str, Any]]:
         nullable = info is not None and info.nullable
         optional: dict[str, Any] = {"default": None} if nullable else {}
         gaps = " or null (missing: the model imputes it)" if nullable else ""
-        source = info.source_name if info is not None else None
-        if source:  # the data file's own name is accepted too
+        source = info.source_name if info is not None and info.source_name not in infos else None
+        if source:  # the data file's own name is accepted too (never another feature's name)
             optional["validation_alias"] = AliasChoices(name, source)
         also = f"; also accepted as {source!r}, the data's own name" if source else ""
         if info is not None and info.kind == "categorical":

@@ -49,10 +49,11 @@ def fit(params: TrainParams, schema: Schema, df: Any, where: Path) -> tuple[Any,
 
 def lone_features(schema: Schema, df: Any, params: TrainParams) -> dict[str, float]:
     """Each input alone, scored on held-out training rows (the gate refuses a likely leak); says which lead."""
-    from mlpipeline.core.leakage import lone_scores
+    from mlpipeline.core.leakage import SAMPLE_ROWS, lone_scores
 
     classes = schema.task == "classification"
-    scores = lone_scores(schema.model_input(df), schema.target(df), classes, schema.categorical, params.seed)
+    rows = df if len(df) <= SAMPLE_ROWS else df.sample(n=SAMPLE_ROWS, random_state=params.seed)
+    scores = lone_scores(schema.model_input(rows), schema.target(rows), classes, schema.categorical, params.seed)
     top = ", ".join(f"{name} {score:.3f}" for name, score in list(scores.items())[:3])
     logger.info("each input alone on held-out rows (%s): %s", "balanced accuracy" if classes else "R²", top or "-")
     return scores
@@ -109,7 +110,8 @@ def run(all_params: Params, paths: Paths) -> TrainResult:
     test_file = paths.downstream_dep("model", "test")
     upstream = {"raw": paths.pipeline_output("raw"), **({"test": test_file} if test_file else {})}
     lineage = lineage_tags(upstream, {"train": train_file}, paths.params, settings)
-    tags = {**lineage, tracking.MODEL_MD5_TAG: model_md5, **registry.lone_scores_tag(lone_features(schema, df, params))}
+    lone = registry.lone_scores_tag(lone_features(schema, df, params))
+    tags = {**lineage, tracking.MODEL_MD5_TAG: model_md5, **lone}
     uncommitted = unreproducible(lineage)
     if uncommitted:
         logger.warning(
@@ -120,6 +122,7 @@ def run(all_params: Params, paths: Paths) -> TrainResult:
     twin = registry.twin(registered_model, experiment, model_md5, tags.get("data.train.md5"))
     if twin is not None:  # the same bytes from the same data: that version, not a new one DVC would never gate
         version, run_id = twin
+        registry.tag_version(registered_model, version, lone)  # one registered before train measured it, too
         logger.info(
             "the model came out byte-identical to %s v%s (run %s, same training data): that version stands, "
             "nothing new is logged or registered",
