@@ -5,11 +5,13 @@ and nothing else: copy the file into data/sources/, `mlpipeline contract ... --t
 
 Between them they hold what real files hold: `NA` for missing values (penguins, msleep, airquality), gaps in the
 label (airquality: those rows are dropped), text categories, yes/no columns (Housing, Mroz), dates
-(seattle-weather), R's unnamed row-number column (every pydataset file), free text (msleep's names), regression
-and classes. Two are traps. Titanic's file is sorted by the label, so the row number predicts it perfectly; the
-draft leaves it out and the honest model (about 0.79) is refused by the default gate instead of a leaky champion
-being promoted. The gate's lone-feature check refuses two more by the column that gives the answer away: Mroz's
-hours worked in the year (did the woman work that year?) and msleep's hours awake (24 - the hours asleep).
+(seattle-weather), R's unnamed row-number column (every pydataset file), free text (msleep's names), column names
+that are not Python names (the image segments' "region-centroid-col"), regression, and classes: two, three, and
+seven (UCI's image segments). Two are traps. Titanic's file is sorted by the label, so the row number predicts it
+perfectly; the draft leaves it out and the honest model (about 0.79) is refused by the default gate instead of a
+leaky champion being promoted. The gate's lone-feature check refuses two more by the column that gives the answer
+away: Mroz's hours worked in the year (did the woman work that year?) and msleep's hours awake (24 - the hours
+asleep).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import importlib.util
 import json
 import shutil
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("corpus")]
 class Case:
     name: str
     package: str
-    member: str  # the file inside the package (pydataset: inside its resources.tar.gz)
+    member: str  # the file inside the package (pydataset: inside its resources.tar.gz; a zip: its one member)
     target: str
     task: str = "auto"
     ignored: tuple[str, ...] = ()  # what the draft must leave out of the model
@@ -44,6 +47,8 @@ class Case:
 
 CORPUS = [
     Case("penguins", "palmerpenguins", "data/penguins.csv", "species"),
+    # UCI's image segments: 7 classes, names like "region-centroid-col" (river ships the CSV in a zip).
+    Case("segment", "river", "datasets/segment.csv.zip", "category"),
     Case("seattle_weather", "vega_datasets", "_data/seattle-weather.csv", "temp_max", ignored=("date",)),
     Case("mpg", "pydataset", "ggplot2/mpg.csv", "hwy", task="regression", ignored=("unnamed_0",)),
     # awake is 24 - sleep_total: the label in disguise, refused by name (it promoted at R² 1.0 before the check).
@@ -72,6 +77,10 @@ def package_file(case: Case, dest: Path) -> None:
     if spec is None or not spec.submodule_search_locations:
         pytest.fail(f"{case.package} is not installed: `make setup` installs the corpus group")
     root = Path(next(iter(spec.submodule_search_locations)))
+    if zipfile.is_zipfile(root / case.member):  # river's: the CSV is the archive's one member
+        with zipfile.ZipFile(root / case.member) as archive:
+            dest.write_bytes(archive.read(archive.namelist()[0]))
+        return
     if case.package != "pydataset":
         shutil.copyfile(root / case.member, dest)
         return

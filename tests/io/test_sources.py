@@ -191,6 +191,23 @@ def test_a_ragged_line_is_named_with_its_text(tmp_path: Path, lines: list[str], 
         collect(str(path), "label")
 
 
+def test_an_archive_or_old_mac_line_ends_are_named_not_a_crash(tmp_path: Path) -> None:
+    """As shipped (river's segment.csv.zip), a CSV inside a zip or a gzip; and a file with lone CR line ends."""
+    import gzip
+    import zipfile
+
+    text = "a,b,label\n1,2,x\n3,4,y\n"
+    with zipfile.ZipFile(tmp_path / "zipped.csv", "w") as archive:
+        archive.writestr("inside.csv", text)
+    (tmp_path / "gzipped.csv").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "mac.csv").write_bytes(text.replace("\n", "\r").encode())
+    for name, named in [("zipped", "is a zip archive (unzip it)"), ("gzipped", "is gzip-compressed (gunzip it)")]:
+        with pytest.raises(DataContractError, match=re.escape(named)):
+            collect(str(tmp_path / f"{name}.csv"), "label")
+    with pytest.raises(DataContractError, match=r"first line does not parse .*line ends"):
+        collect(str(tmp_path / "mac.csv"), "label")
+
+
 def test_quoted_separators_and_line_breaks_stay_in_their_field(tmp_path: Path) -> None:
     path = tmp_path / "quoted.csv"
     path.write_text('a,note,label\n1,"red, blue",x\n2,"two\nlines",y\n\n3,NA,x\n')

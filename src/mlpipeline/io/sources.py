@@ -271,9 +271,18 @@ def _file_chunks(path: Path, chunk_rows: int, columns: list[str] | None = None) 
 OTHER_SEPARATORS = (";", "\t", "|")
 
 
+# The first bytes of archives a CSV is often shipped in.
+ARCHIVES = {b"PK\x03\x04": "a zip archive (unzip it)", b"\x1f\x8b": "gzip-compressed (gunzip it)"}
+
+
 def header_line(path: Path) -> tuple[int, str]:
     """How many blank lines come before the header (pandas skips them too), and the header line."""
     with path.open("rb") as handle:
+        start = handle.read(4)
+        packed = next((what for magic, what in ARCHIVES.items() if start.startswith(magic)), "")
+        if packed:
+            raise DataContractError(f"{path} is {packed}: put the CSV inside it in {SOURCES_DIR}/ and use that")
+        handle.seek(0)
         for blank, line in enumerate(handle):
             text = line.decode("utf-8", errors="replace")
             if text.strip():
@@ -287,7 +296,13 @@ def separator(path: Path) -> str:
     import csv
 
     header = header_line(path)[1]
-    fields = {sep: len(next(csv.reader([header], delimiter=sep), [])) for sep in (",", *OTHER_SEPARATORS)}
+    try:
+        fields = {sep: len(next(csv.reader([header], delimiter=sep), [])) for sep in (",", *OTHER_SEPARATORS)}
+    except csv.Error as exc:  # e.g. a lone carriage return: old Mac line ends, or not text at all
+        raise DataContractError(
+            f"{path} is not a readable CSV: its first line does not parse ({exc}); save it as CSV text with "
+            "\\n or \\r\\n line ends"
+        ) from exc
     best = max(fields, key=lambda sep: fields[sep])
     if fields[best] <= max(fields[","], 1):
         return ","
