@@ -89,6 +89,12 @@ def bad_row(rows: list, **change: Any) -> dict:
         (lambda rows: {"rows": rows * 2}, 422, "at most 50 items"),
         (lambda rows: {"rows": rows[0]}, 422, "valid list"),
         (lambda rows: [1, 2], 422, "valid dictionary"),
+        (lambda rows: '{"rows": [{"\\ud800": 1.0}]}', 422, "lone UTF-16 surrogate"),
+        (lambda rows: '{"rows": [{"sepal_length_cm": "\\udc00x"}]}', 422, "lone UTF-16 surrogate"),
+        (lambda rows: b'{"rows": [{"sepal_length_cm": "\xff"}]}', 422, "not UTF-8 text (byte 0xff)"),
+        (lambda rows: '{"rows": [{"sepal_length_cm": ' + "9" * 5000 + "}]}", 422, "a number with more than"),
+        (lambda rows: "[" * 4000 + "]" * 4000, 422, "nested deeper than this server reads"),
+        (lambda rows: json.dumps(rows[0])[:-1] + ', "sepal_length_cm": 9.9}', 422, "'sepal_length_cm' is given twice"),
     ],
     ids=[
         "truncated-json",
@@ -105,6 +111,12 @@ def bad_row(rows: list, **change: Any) -> dict:
         "over-limit-batch",
         "rows-not-a-list",
         "body-not-an-object",
+        "lone-surrogate-key",
+        "lone-surrogate-value",
+        "not-utf8",
+        "overlong-number",
+        "deep-nesting",
+        "duplicate-key",
     ],
 )
 def test_bad_requests_are_4xx_with_field_level_messages(client: TestClient, rows: list, make, status, expect) -> None:  # type: ignore[no-untyped-def]
@@ -113,6 +125,19 @@ def test_bad_requests_are_4xx_with_field_level_messages(client: TestClient, rows
     assert expect in response.text
     if "Field required" in expect or "valid number" in expect or "finite" in expect:
         assert FIELD in json.dumps(response.json()["detail"][0]["loc"])
+
+
+@pytest.mark.parametrize("path", ["/predict", "/feedback", "/ab"])
+def test_a_body_that_is_no_json_value_is_a_422_on_every_route_that_takes_one(client: TestClient, path: str) -> None:
+    """Not a 500 (a lone surrogate once crashed the 422's own rendering) and not FastAPI's bare 400."""
+    for body in ['{"\\ud800": 1}', b'{"mode": "\xc3"}', '{"mode": "ab", "mode": "off"}', "1" * 5000, "[" * 4000]:
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422, (path, body[:20], response.text)
+        assert response.json()["detail"][0]["msg"].startswith("JSON decode error: "), response.text
+    # A valid surrogate pair (an escaped emoji) is a character like any other: refused as a row value, not as JSON.
+    pair = client.post(path, content='{"\\ud83d\\ude00": 1}', headers={"content-type": "application/json"})
+    assert pair.status_code == 422
+    assert "JSON decode error" not in pair.text
 
 
 def test_oversized_body_is_413_by_header_and_by_stream(client: TestClient, rows: list) -> None:

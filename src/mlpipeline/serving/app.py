@@ -24,6 +24,7 @@ split while serving; ``POST /feedback`` takes labels for earlier request ids:
 
 import contextlib
 import hmac
+import json
 import logging
 import math
 import time
@@ -42,6 +43,7 @@ from mlpipeline.monitoring.gauges import DriftCollector
 from mlpipeline.monitoring.predictions import FeedbackStore, PredictionLog
 from mlpipeline.serving.metrics import ANSWERED_BY, CONTENT_TYPE, MetricsMiddleware, ServerMetrics
 from mlpipeline.serving.model import LoadedModel, ModelHolder
+from mlpipeline.serving.requests import StrictJSONRoute
 from mlpipeline.serving.routing import Mode, RecentAnswers, RequestIds, Router, ShadowScorer, Split
 from mlpipeline.settings import EnvSettings, env_settings
 
@@ -178,6 +180,13 @@ def _json_safe(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
+class ASCIIJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: any string a request held renders (even a lone surrogate)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 naming each bad field (``loc``), what is wrong (``msg``) and the value given."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
@@ -185,13 +194,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     detail = [
         {
             "loc": list(e.get("loc", ())),
-            "msg": _suggested(e, names),
+            "msg": _suggested(e, names) + (f": {e['ctx']['error']}" if e.get("type") == "json_invalid" else ""),
             "type": e.get("type", ""),
             "input": _json_safe(e.get("input")),
         }
         for e in errors
     ]
-    return JSONResponse({"detail": detail}, status_code=422)
+    return ASCIIJSONResponse({"detail": detail}, status_code=422)
 
 
 def _suggested(error: Any, names: list[str]) -> str:
@@ -418,6 +427,7 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challen
         version="1",
         description=f"Predictions of `{first.name}` ({'champion' if holder.follows_alias else 'a pinned version'}).",
     )
+    app.router.route_class = StrictJSONRoute  # a body that is not JSON is a 422 saying why (before the routes)
     app.state.row_names = [*row_fields, *(info.source_name for info in infos if info.source_name)]
     protected = [Depends(authorize)]
     unauthorized: dict[int | str, dict[str, Any]] = {401: {"description": "missing or wrong bearer token"}}
