@@ -77,6 +77,63 @@ def test_tracking_server_down_fails_fast_and_registers_nothing(tracking_server: 
     assert not project.path("models/model_metadata.json").exists()
 
 
+# Holds a run open until told to go on, then lets it end as a stage's would: the exit code of the error, if any.
+HOLD_A_RUN = """
+import sys
+from mlpipeline.errors import MlpipelineError
+from mlpipeline.io import tracking
+tracking.configure()
+try:
+    with tracking.start_run("held-open") as run:
+        print(run.info.run_id, flush=True)
+        sys.stdin.readline()
+except MlpipelineError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(exc.exit_code)
+"""
+
+
+def test_a_tracking_server_that_dies_mid_run_leaves_no_run_running(tracking_server: Service, tmp_path: Path) -> None:
+    """The run cannot be closed (the server is gone): the stage exits 4 naming that, and the next run, with the
+    server back, marks it FAILED with the reason instead of it staying RUNNING forever."""
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    project = team_project(tmp_path, MLFLOW_TRACKING_URI=tracking_server.url)
+    held = subprocess.Popen(
+        [str(VENV_BIN / "python"), "-c", HOLD_A_RUN],
+        cwd=project.root,
+        env=project.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert held.stdout is not None
+    run_id = held.stdout.readline().strip()
+    client = MlflowClient(tracking_uri=tracking_server.url)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    tracking_server.stop()
+    try:
+        _, stderr = held.communicate("go on\n", timeout=120)
+    finally:
+        tracking_server.start()
+    assert held.returncode == 4, stderr
+    assert f"closing run {run_id}" in stderr, stderr
+    assert "server unreachable" in stderr
+    assert "Traceback" not in stderr
+    assert client.get_run(run_id).info.status == "RUNNING"  # nobody could tell the server otherwise
+    assert list(project.path(".mlpipeline/leases").glob("*.lease")), "the lease must stay for the next sweep"
+
+    for stage in GRAPH.needs("train")[1:]:  # what train reads (check-params aside), then train: the next run
+        project.run("mlpipeline", stage)
+    project.run("mlpipeline", "train")
+    swept = client.get_run(run_id)
+    assert swept.info.status == "FAILED"
+    assert "lost the tracking server" in swept.data.tags["mlpipeline.orphaned"]
+
+
 def test_dvc_push_pull_round_trip_and_faults(s3: Service, tmp_path: Path) -> None:
     project = team_project(
         tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, MLPIPELINE_S3_ENDPOINT=s3.url

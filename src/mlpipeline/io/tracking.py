@@ -6,7 +6,9 @@ is a service being unreachable, whatever the message says.
 
 A stage holds a *lease* while it has a run open: an exclusive lock on a file under ``.mlpipeline/leases`` that
 names the run. The kernel releases the lock when the process dies, however it dies, so the next stage that
-opens a run finds the leases nobody holds and marks their runs FAILED instead of leaving them RUNNING forever.
+opens a run finds the leases nobody holds and marks their runs FAILED instead of leaving them RUNNING forever. A
+lease file is removed only once its run has ended, so a run whose closing failed (the tracking server died
+mid-stage) is swept the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ LEASES = Path(".mlpipeline/leases")
 # Tags that find a model's run again (the run id is never written into a DVC output).
 MODEL_MD5_TAG = "mlpipeline.model_md5"
 ORPHANED_TAG = "mlpipeline.orphaned"
+ORPHANED_BECAUSE = "its stage process died, or lost the tracking server, before closing it"
 
 
 def configure() -> str:
@@ -123,6 +126,7 @@ class _Lease:
 
     def __init__(self, handle: IO[str], path: Path) -> None:
         self.handle, self.path = handle, path
+        self.closed = False  # every run it names was ended: only then may the lease file go
 
     def record(self, run_id: str) -> None:
         self.handle.write(json.dumps({"run_id": run_id, "tracking_uri": _uri()}) + "\n")
@@ -146,10 +150,12 @@ def _lease() -> Iterator[_Lease]:
     path = folder / f"{uuid.uuid4().hex}.lease"
     with path.open("w", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        lease = _Lease(handle, path)
         try:
-            yield _Lease(handle, path)
+            yield lease
         finally:
-            path.unlink(missing_ok=True)
+            if lease.closed:  # else it stays, unlocked when the handle closes: the next sweep marks its run FAILED
+                path.unlink(missing_ok=True)
 
 
 def sweep_orphans() -> list[str]:
@@ -176,10 +182,10 @@ def sweep_orphans() -> list[str]:
                 with translate_errors(f"closing orphaned run {entry['run_id']}"):
                     run = client().get_run(entry["run_id"])
                     if run.info.status == "RUNNING":
-                        client().set_tag(entry["run_id"], ORPHANED_TAG, "its stage process died before closing it")
+                        client().set_tag(entry["run_id"], ORPHANED_TAG, ORPHANED_BECAUSE)
                         client().set_terminated(entry["run_id"], status="FAILED")
                         failed.append(entry["run_id"])
-                        logger.warning("marked run %s FAILED: its stage process died mid-run", entry["run_id"])
+                        logger.warning("marked run %s FAILED: %s", entry["run_id"], ORPHANED_BECAUSE)
             path.unlink(missing_ok=True)
     return failed
 
@@ -199,7 +205,7 @@ def start_run(experiment: str, tags: dict[str, str] | None = None) -> Iterator[A
         with translate_errors(f"starting a run in experiment {experiment!r}"):
             active = mlflow.start_run(tags=tags)
         lease.record(active.info.run_id)
-        with active:
+        with _ending(active, lease):
             yield active
 
 
@@ -214,8 +220,33 @@ def resume_run(run_id: str) -> Iterator[Any]:
         lease.record(run_id)
         with translate_errors(f"resuming run {run_id}"):
             active = mlflow.start_run(run_id=run_id)
-        with active:
+        with _ending(active, lease):
             yield active
+
+
+@contextlib.contextmanager
+def _ending(active: Any, lease: _Lease) -> Iterator[None]:
+    """End the run FINISHED, or FAILED if the stage raised; the lease is released only once the run has ended.
+
+    If ending it fails (the tracking server died mid-stage), the stage's own error wins, else that failure is
+    raised as ours (exit 4 when the server is unreachable); either way the lease file stays for the next sweep.
+    """
+    import mlflow
+
+    run_id = active.info.run_id
+    try:
+        yield
+    except BaseException:
+        try:
+            with translate_errors(f"marking run {run_id} FAILED"):
+                mlflow.end_run("FAILED")
+            lease.closed = True
+        except MlpipelineError as exc:
+            logger.warning("%s: the next stage that opens a run marks it FAILED", exc)
+        raise
+    with translate_errors(f"closing run {run_id} (its results may be partly logged; run the stage again)"):
+        mlflow.end_run("FINISHED")
+    lease.closed = True
 
 
 def log_model_dir(path: Path, registered_model: str, run: Any, tags: dict[str, str]) -> str:
