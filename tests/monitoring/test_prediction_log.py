@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,44 @@ def test_the_last_answers_read_older_lines_whole_and_skip_torn_ones(
     assert json.loads(answers[0][3]) == answer
     assert json.loads(answers[1][3]) == {"model": "m", "version": "1", "predictions": [{"label": "a"}]}
     assert "skipped 1 unreadable line(s)" in caplog.text
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB file system of its own (a tmpfs: needs root, which CI has), unmounted afterwards."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    folder = tmp_path / "small"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_full_disk_keeps_every_row_counted_written(small_disk: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Batches that fail on a full disk open no new files and delete none: every row counted written is still
+    there to read, and the disk holds no half line. Writing goes on once there is room again."""
+    log = PredictionLog(small_disk, max_file_bytes=24_000, keep_files=40, flush_seconds=0.005)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(400):  # about 2 MB offered to 256 KiB: the disk fills, then many batches fail on it
+            offer(log, 5)
+            time.sleep(0.006)
+        time.sleep(0.05)
+        assert log.stats.failed > 0
+        oldest = sorted(small_disk.glob("predictions-*.jsonl"))[0]
+        removed = sum(len(json.loads(line)["body"]["rows"]) for line in oldest.read_bytes().splitlines())
+        oldest.unlink()  # room again (its rows are gone now, on purpose)
+        before = log.stats.written
+        offer(log, 5)
+        log.close()
+    assert log.stats.written == before + 10  # written again once there was room
+    files = list(small_disk.glob("predictions-*.jsonl"))
+    assert all(f.stat().st_size for f in files), "an empty file per failed batch"
+    assert all(f.read_bytes().endswith(b"\n") for f in files), "a half line left by a write cut short"
+    assert len(read_log(small_disk)) == log.stats.written - removed  # every row counted written, readable
+    assert "unreadable line" not in caplog.text

@@ -21,7 +21,9 @@ Files roll over at ``max_file_bytes``; only the newest ``keep_files`` are kept, 
 With ``database_url`` (the team stack's PostgreSQL) the same records go to the table ``mlpipeline_predictions``
 instead (body and answer as ``jsonb``), created on first use; rows older than ``keep_days`` are deleted.
 ``sample`` (0 to 1) keeps that share of requests. A failing disk never reaches a request: the writer counts the
-lost records and warns once. The counts (written, dropped, sampled out, failed) are in the server's /metrics.
+lost records and warns once; a batch the disk cut short is taken back whole, and a full disk neither opens new
+files nor deletes old ones (every row counted written stays readable). The counts (written, dropped, sampled out,
+failed) are in the server's /metrics.
 
 Labels that arrive later (``POST /feedback``) are kept beside the log by :class:`FeedbackStore`:
 ``<dir>/feedback-<UTC start>-<pid>.jsonl`` or the table ``mlpipeline_feedback``; :func:`read_feedback` and
@@ -162,13 +164,9 @@ class PredictionLog:
             rows_total += rows
             if number % YIELD_EVERY == 0:  # hand the interpreter lock to the server now and then: a thread that
                 time.sleep(0)  # wants it would otherwise wait up to the switch interval (5 ms): the server's p99
-        data = b"".join(parts)
         try:
-            handle = self._current(pid)
-            handle.write(data)
-            handle.flush()
-        except OSError as exc:
-            self._file = None
+            _append_whole(self._current(pid), b"".join(parts))
+        except OSError as exc:  # the file stays open: a full disk opens no new (empty) files, deletes nothing
             self._lost(rows_total, str(self.directory), str(exc))
             return
         self.stats.add(written=rows_total)
@@ -216,17 +214,34 @@ class PredictionLog:
         self.stats.add(written=rows_total)
 
     def _current(self, pid: int) -> Any:
-        """The open file, rolled over when it reached max_file_bytes; old files beyond keep_files removed."""
-        if self._file is not None and self._file.tell() < self.max_file_bytes:
+        """The open file, rolled over when it holds max_file_bytes of rows; then the oldest files beyond
+        keep_files that hold rows are removed (retention by the data kept, never by attempts to write)."""
+        if self._file is not None and os.fstat(self._file.fileno()).st_size < self.max_file_bytes:
             return self._file
-        if self._file is not None:
-            self._file.close()
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        self._file = (self.directory / f"{PREFIX}{stamp}-{pid}.jsonl").open("ab")
-        for old in sorted(self.directory.glob(f"{PREFIX}*.jsonl"))[: -self.keep_files]:
+        opened = (self.directory / f"{PREFIX}{stamp}-{pid}.jsonl").open("ab", buffering=0)
+        if self._file is not None:
+            self._file.close()
+        self._file = opened
+        kept = [f for f in sorted(self.directory.glob(f"{PREFIX}*.jsonl")) if f.name != Path(opened.name).name]
+        for old in [f for f in kept if f.stat().st_size][: -(self.keep_files - 1) or None]:
             old.unlink(missing_ok=True)
         return self._file
+
+
+def _append_whole(handle: Any, data: bytes) -> None:
+    """Append ``data`` to the unbuffered file ``handle``, or nothing of it: a write the disk cut short is taken
+    back, so no half line is left for the next one to be glued to."""
+    start = os.fstat(handle.fileno()).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[handle.write(view) :]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(handle.fileno(), start)
+        raise
 
 
 # A table made before roles were logged gains the column (its rows were all the champion's).
