@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from mlpipeline.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, MlpipelineError
+from mlpipeline.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, MlpipelineError, disk_full
 
 logger = logging.getLogger("mlpipeline")
 
@@ -70,6 +70,7 @@ def guarded(work: Callable[[], int | None]) -> int:
         return EXIT_INTERRUPTED
     except MlpipelineError as exc:
         logger.debug("traceback", exc_info=True)
+        exc = disk_full(exc) or exc  # a full disk under an MLflow error: named as what it is
         logger.error("%s", exc)
         return exc.exit_code
     except ModuleNotFoundError as exc:
@@ -86,6 +87,10 @@ def guarded(work: Callable[[], int | None]) -> int:
         return EXIT_INTERNAL
     except Exception as exc:
         logger.debug("traceback", exc_info=True)
+        full = disk_full(exc)
+        if full is not None:  # whatever library wrapped it (MLflow's model saving names skops, not the disk)
+            logger.error("%s", full)
+            return full.exit_code
         logger.error(
             "internal error (%s: %s): a bug in mlpipeline, not in your data. Rerun with MLPIPELINE_DEBUG=1 "
             "for the traceback and report it",

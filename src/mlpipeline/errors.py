@@ -23,6 +23,8 @@ code  meaning
 
 from __future__ import annotations
 
+from pathlib import Path
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
@@ -65,6 +67,37 @@ class ServiceUnavailableError(MlpipelineError):
     """A service the stage needs (MLflow tracking server, S3, Docker) cannot be reached."""
 
     exit_code = EXIT_SERVICE
+
+
+class DiskFullError(MlpipelineError):
+    """No space left (or a quota reached) on the file system an output is written to."""
+
+    def __init__(self, path: Path) -> None:
+        import shutil
+
+        folder = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
+        free = shutil.disk_usage(folder).free / 2**20
+        super().__init__(
+            f"no space left on the disk writing {path} ({free:.1f} MiB free on the file system of {folder}): "
+            f"free some space there (`df -h {folder}`), then run again"
+        )
+
+
+def disk_full(exc: BaseException, path: Path | None = None) -> DiskFullError | None:
+    """``exc`` as a :class:`DiskFullError` if a full disk is anywhere in its chain (libraries wrap it: MLflow's
+    model saving reports skops and cloudpickle), naming ``path``, or else the file the OS named."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DiskFullError):
+            return current
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFullError(path or Path(str(current.filename or Path.cwd())))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 # The team stack's services, as a URL names them from the host (loopback) or from a compose container.

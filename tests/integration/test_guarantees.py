@@ -207,6 +207,30 @@ def test_a_kill_9_mid_stage_leaves_no_residue(done: Project, tmp_path: Path) -> 
     assert project.run("dvc", "status").stdout.strip() == "Data and pipelines are up to date."
 
 
+def test_a_full_disk_while_train_saves_the_model_names_the_path_and_keeps_the_champion(
+    done: Project, tmp_path: Path
+) -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    project = copy_of(done, tmp_path / "p")
+    holder = champion(project)
+    models = project.path("models")
+    shutil.rmtree(models)
+    models.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(models)], check=True)
+    try:
+        full = project.run("mlpipeline", "train", check=False)
+    finally:
+        subprocess.run(["umount", "-l", str(models)], check=True)
+    assert full.returncode == 1, full.stderr
+    assert "no space left on the disk writing models/model (0.0 MiB free on" in full.stderr, full.stderr
+    assert "internal error" not in full.stderr
+    assert "Traceback" not in full.stderr
+    assert champion(project) == holder
+
+
 def test_dvc_from_the_venv_without_activating_it(done: Project, tmp_path: Path) -> None:
     project = copy_of(done, tmp_path / "p")
     venv = Path(sys.executable).parent.parent

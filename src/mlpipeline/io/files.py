@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipeline.core.columns import RAW_NULLS
-from mlpipeline.errors import DataContractError, MlpipelineError
+from mlpipeline.errors import DataContractError, MlpipelineError, disk_full
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,6 +63,18 @@ def sweep_stale_temps(path: Path) -> None:
 
 
 @contextlib.contextmanager
+def _naming_a_full_disk(path: Path) -> Iterator[None]:
+    """A full disk while an output is written is an error naming the output (the OS names no file)."""
+    try:
+        yield
+    except Exception as exc:
+        full = disk_full(exc, path)
+        if full is None:
+            raise
+        raise full from exc
+
+
+@contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success it replaces ``path`` in one rename, on error it vanishes."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +83,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        with _naming_a_full_disk(path):
+            yield tmp_path
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, path)
     finally:
@@ -86,7 +99,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(path)}{owner_token()}.", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; outputs should read like any other directory
     try:
-        yield tmp
+        with _naming_a_full_disk(path):
+            yield tmp
         old = None
         if path.exists():
             old = path.parent / f"{_temp_prefix(path)}{owner_token()}.old"
