@@ -144,6 +144,24 @@ def test_every_kind_of_params_mistake_loses_nothing(done: Project, tmp_path: Pat
     assert project.run("dvc", "status").stdout.strip() == "Data and pipelines are up to date."
 
 
+def test_a_params_mistake_only_the_data_reveals_loses_nothing(done: Project, tmp_path: Path) -> None:
+    """test_size 0.99 is in range, but leaves Iris 1 train row for 3 classes: preprocess fails after DVC removed
+    its outputs, and `make run` puts the last good ones back (dvc.lock still records them; check-params, which
+    passed, is locked with the new value)."""
+    project = committed(copy_of(done, tmp_path / "p"))
+    before, holder = snapshot(project), champion(project)
+    project.set_param("preprocess.test_size", 0.99)
+    made = project.make("run", check=False)
+    assert "cannot split" in made.stderr, made.stderr
+    assert "stage 'preprocess' failed with exit code 3" in made.stderr
+    assert "kept the last good outputs of 'preprocess'" in made.stderr
+    after = snapshot(project)
+    assert {k: v for k, v in after.items() if k != "dvc.lock"} == {k: v for k, v in before.items() if k != "dvc.lock"}
+    assert champion(project) == holder
+    status = project.run("dvc", "status", "preprocess").stdout
+    assert "deleted" not in status, status  # only the params changed
+
+
 def test_a_missing_params_file_is_an_error(done: Project, tmp_path: Path) -> None:
     project = copy_of(done, tmp_path / "p")
     for cmd in (["mlpipeline", "check-params", "--params", "nope.yaml"], ["mlpipeline", "train", "--params", "x.yaml"]):
