@@ -269,6 +269,18 @@ def test_dvc_from_the_venv_without_activating_it(done: Project, tmp_path: Path) 
     )
     assert done_.returncode == 0, done_.stdout + done_.stderr
     assert ran(done_.stdout) == ["ingest"]
+    # mlpipeline's own commands run the dvc of its environment too, not PATH's (there is none on this PATH).
+    project.run("dvc", "remote", "add", "-d", "here", str(tmp_path / "remote"))
+    pushed = subprocess.run(
+        [str(project.path(".venv/bin/mlpipeline")), "push"],
+        cwd=project.root,
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    assert any((tmp_path / "remote").rglob("*")), "nothing was pushed"
 
     # A Python without our dependencies: one line saying what to do, not a traceback.
     python = shutil.which("python3", path="/usr/bin:/bin")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipeline.errors import ConfigError, MlpipelineError, ServiceUnavailableError, bring_up_hint
+from mlpipeline.tools import dvc_command
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ def transfer(direction: str, remote: str | None = None) -> str:
     if s3 is not None and not probe(s3):
         raise ConfigError(f"the bucket {s3.bucket!r} of DVC remote {name!r} does not exist: run `make setup-remote`")
     timeout = env_settings().mlpipeline_subprocess_timeout
-    cmd = ["dvc", direction, "--remote", name]
+    cmd = [dvc_command(), direction, "--remote", name]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
     except subprocess.TimeoutExpired as exc:

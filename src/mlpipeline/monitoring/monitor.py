@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -278,8 +277,9 @@ def log_to_mlflow(summary: DriftSummary, out: Path, experiment: str) -> str:
 def retrain(how: str, settings: EnvSettings, summary: DriftSummary, root: Path) -> str:
     """Start a retraining run; say what was started. The new model still has to pass the promotion gate."""
     if how == "pipeline":
-        dvc = Path(sys.executable).with_name("dvc")
-        command = [str(dvc) if dvc.is_file() else "dvc", "repro"]
+        from mlpipeline.tools import dvc_command
+
+        command = [dvc_command(), "repro"]
         logger.info("drift: retraining with `dvc repro` (the gate decides whether the new model becomes champion)")
         try:
             done = subprocess.run(command, cwd=root, timeout=settings.mlpipeline_subprocess_timeout, check=False)

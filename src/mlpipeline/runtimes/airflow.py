@@ -154,8 +154,9 @@ def _has_remote(root: Path) -> bool:
 def _dvc(root: Path, *args: str) -> None:
     """Run DVC with its output in this task's log; a failure ends the task with the stage's own error line."""
     from mlpipeline.settings import env_settings
+    from mlpipeline.tools import dvc_command
 
-    cmd = ["dvc", *args]
+    cmd = [dvc_command(), *args]
     logger.info("$ %s", " ".join(cmd))
     try:
         done = subprocess.run(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlpipeline.errors import EXIT_ERROR, EXIT_INTERRUPTED, MlpipelineError, exit_codes
+from mlpipeline.tools import dvc_command
 
 logger = logging.getLogger("mlpipeline")
 
@@ -44,7 +45,7 @@ def repro(dvc_args: Sequence[str]) -> int:
     """``dvc repro`` with its output passed through; a failed stage's own exit code instead of DVC's 255."""
     try:
         proc = subprocess.Popen(
-            [_dvc_command(), "repro", *dvc_args], stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1
+            [dvc_command(), "repro", *dvc_args], stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1
         )
     except FileNotFoundError as exc:
         raise MlpipelineError("dvc not found: run `make setup` (or use `make run`)") from exc
@@ -85,7 +86,7 @@ def restore(stage: str) -> None:
     outputs = [out["path"] for out in locked.get(stage, {}).get("outs", [])]
     if not outputs:  # never run to the end before: nothing to put back
         return
-    done = subprocess.run([_dvc_command(), "checkout", "--quiet", stage], check=False, capture_output=True, text=True)
+    done = subprocess.run([dvc_command(), "checkout", "--quiet", stage], check=False, capture_output=True, text=True)
     if done.returncode:
         why = (done.stderr.strip().splitlines() or ["no message"])[-1]
         logger.warning("could not put back the last good outputs of '%s' (`dvc checkout %s`): %s", stage, stage, why)
@@ -122,14 +123,8 @@ def _dvc(*args: str) -> int:
 
     try:
         timeout = env_settings().mlpipeline_subprocess_timeout
-        return subprocess.run([_dvc_command(), *args], check=False, timeout=timeout).returncode
+        return subprocess.run([dvc_command(), *args], check=False, timeout=timeout).returncode
     except FileNotFoundError as exc:
         raise MlpipelineError("dvc not found: run `make setup` (or use `make run`)") from exc
     except subprocess.TimeoutExpired as exc:
         raise MlpipelineError(f"dvc {args[0]} did not finish within {exc.timeout:.0f} s") from exc
-
-
-def _dvc_command() -> str:
-    """The dvc of this Python's environment (`.venv/bin/mlpipeline run` needs no activated venv), else PATH's."""
-    beside = Path(sys.executable).with_name("dvc")
-    return str(beside) if beside.is_file() else "dvc"

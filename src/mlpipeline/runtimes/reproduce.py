@@ -31,6 +31,7 @@ from mlpipeline.errors import ConfigError, MlpipelineError
 from mlpipeline.io.files import md5
 from mlpipeline.io.lineage import PARAMS_ARTIFACT, describe, git, lock_hashes, unreproducible
 from mlpipeline.settings import env_settings, load_yaml
+from mlpipeline.tools import dvc_command
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ def differing_keys(one: str, other: str) -> list[str]:
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=timeout)
+        argv = [dvc_command(), *cmd[1:]] if cmd[0] == "dvc" else cmd  # this environment's dvc, whatever PATH says
+        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise MlpipelineError(
             f"reproduction step `{' '.join(cmd)}` took longer than {timeout:.0f} s (MLPIPELINE_SUBPROCESS_TIMEOUT)"
