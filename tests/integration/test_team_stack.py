@@ -163,6 +163,13 @@ def test_dvc_push_pull_round_trip_and_faults(s3: Service, tmp_path: Path) -> Non
     outputs.append(project.run("mlpipeline", "setup-remote", "--url", "s3://dvc-store/iris"))  # fresh S3: bucket again
     outputs.append(project.run("mlpipeline", "push"))
 
+    # The bucket aborts uploads a killed push left incomplete; transfers time out instead of hanging.
+    rules = s3_client(s3.url).get_bucket_lifecycle_configuration(Bucket="dvc-store")["Rules"]
+    assert [(r["Filter"]["Prefix"], r["AbortIncompleteMultipartUpload"]) for r in rules] == [
+        ("iris", {"DaysAfterInitiation": 1})
+    ]
+    assert "read_timeout = 30" in project.path(".dvc/config").read_text()
+
     # Delete the cache and outputs; pull gives the same bytes back and nothing needs to run.
     tracked = DETERMINISTIC
     before = file_hashes(project, tracked)
@@ -180,6 +187,51 @@ def test_dvc_push_pull_round_trip_and_faults(s3: Service, tmp_path: Path) -> Non
         assert SECRET not in done.stdout + done.stderr
     tracked = [f for f in project.run("git", "ls-files", "-z").stdout.split("\0") if f]
     assert [f for f in tracked if SECRET in project.path(f).read_text(errors="ignore")] == []
+
+
+def test_a_hung_s3_endpoint_fails_push_in_bounded_time_naming_it(tmp_path: Path) -> None:
+    """An endpoint that accepts connections and never answers (a hung MinIO): `mlpipeline push` gives up in
+    seconds with exit 4, saying so, instead of waiting silently for as long as it stays hung."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])  # read nothing, answer nothing
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    project = team_project(tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
+    project.run("dvc", "remote", "add", "-d", "storage", "s3://dvc-store/iris")
+    project.run("dvc", "remote", "modify", "storage", "endpointurl", endpoint)
+    project.run("dvc", "remote", "modify", "--local", "storage", "access_key_id", KEY_ID)
+    project.run("dvc", "remote", "modify", "--local", "storage", "secret_access_key", SECRET)
+    try:
+        start = time.monotonic()
+        hung = project.run("mlpipeline", "push", check=False)
+        elapsed = time.monotonic() - start
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()
+    assert hung.returncode == 4, hung.stderr
+    assert f"the S3 endpoint {endpoint} of DVC remote 'storage' accepted the connection but did not answer" in (
+        hung.stderr
+    )
+    assert "Traceback" not in hung.stderr
+    assert SECRET not in hung.stdout + hung.stderr
+    assert elapsed < 60, f"took {elapsed:.0f} s"
 
 
 def test_compose_stack_definition(tmp_path: Path) -> None:

@@ -32,6 +32,12 @@ CREDENTIAL_CODES = frozenset(
     {"403", "401", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "InvalidClientTokenId"}
 )
 MISSING_BUCKET_CODES = frozenset({"404", "NoSuchBucket", "NotFound"})
+# DVC's S3 timeouts for the remotes set up here (seconds): a stalled endpoint fails a transfer instead of hanging
+# it (botocore's default is a minute per try, and every try is retried).
+TRANSFER_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 30}
+# The bucket lifecycle rule that aborts multipart uploads a killed push left incomplete (their parts cost space).
+ABORT_RULE_ID = "mlpipeline-abort-incomplete-uploads"
+ABORT_AFTER_DAYS = 1
 
 
 @dataclass(frozen=True)
@@ -68,13 +74,19 @@ def _s3_client(remote: S3Remote) -> Any:
         endpoint_url=remote.endpoint,
         aws_access_key_id=remote.access_key_id,
         aws_secret_access_key=remote.secret_access_key,
-        config=Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2}),
+        config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2}),
     )
 
 
 def _classified(exc: Exception, remote: S3Remote, *, from_config: bool) -> MlpipelineError:
     """Our error for a boto3/botocore failure, chosen by exception type and S3 error code."""
-    from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
 
     where = remote.endpoint or "AWS S3"
     fix = (
@@ -83,6 +95,11 @@ def _classified(exc: Exception, remote: S3Remote, *, from_config: bool) -> Mlpip
         if from_config
         else "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (environment or .env)"
     )
+    if isinstance(exc, ReadTimeoutError):
+        return ServiceUnavailableError(
+            f"the S3 endpoint {where} of DVC remote {remote.name!r} accepted the connection but did not answer "
+            "(hung?): check that it is healthy (`make ps`); nothing was lost, your data is still in the local cache"
+        )
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return ServiceUnavailableError(
             f"the S3 endpoint {where} of DVC remote {remote.name!r} is not reachable: {bring_up_hint(remote.endpoint)} "
@@ -120,16 +137,49 @@ def probe(remote: S3Remote, *, from_config: bool = True) -> bool:
 
 
 def ensure_bucket(remote: S3Remote) -> bool:
-    """Create the remote's bucket if it is missing; True when it was created."""
+    """Create the remote's bucket if it is missing, with the rule that aborts incomplete uploads under its
+    prefix; True when it was created."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if probe(remote, from_config=False):
-        return False
+    created = not probe(remote, from_config=False)
     try:
-        _s3_client(remote).create_bucket(Bucket=remote.bucket)
+        if created:
+            _s3_client(remote).create_bucket(Bucket=remote.bucket)
+        _abort_incomplete_uploads(remote)
     except (ClientError, BotoCoreError) as exc:
         raise _classified(exc, remote, from_config=False) from exc
-    return True
+    return created
+
+
+def _abort_incomplete_uploads(remote: S3Remote) -> None:
+    """Add (once) the lifecycle rule that aborts multipart uploads left incomplete under the remote's prefix
+    after ABORT_AFTER_DAYS, keeping the bucket's other rules."""
+    from botocore.exceptions import ClientError
+
+    client = _s3_client(remote)
+    try:
+        rules = client.get_bucket_lifecycle_configuration(Bucket=remote.bucket).get("Rules", [])
+    except ClientError:  # none yet (NoSuchLifecycleConfiguration), or not allowed to read it: add ours alone
+        rules = []
+    prefix = remote.url.removeprefix("s3://").partition("/")[2]
+    rule = {
+        "ID": ABORT_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": prefix},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_AFTER_DAYS},
+    }
+    if rule in rules:
+        return
+    kept = [r for r in rules if r.get("ID") != ABORT_RULE_ID]
+    try:
+        client.put_bucket_lifecycle_configuration(Bucket=remote.bucket, LifecycleConfiguration={"Rules": [*kept, rule]})
+    except ClientError as exc:  # not allowed to these credentials: the remote works without it
+        logger.warning(
+            "could not add the rule that aborts incomplete uploads to bucket %r (%s): a push killed mid-upload "
+            "leaves its parts there until one is set (AbortIncompleteMultipartUpload)",
+            remote.bucket,
+            exc.response.get("Error", {}).get("Code", exc),
+        )
 
 
 def _repo(root: Path | None = None) -> Any:
@@ -147,7 +197,7 @@ def configure(remote: S3Remote, make_default: bool = True) -> None:
     owner only). The files are edited in place: every other setting and every comment in them is kept (DVC's own
     config writer, behind `dvc remote add`, drops the comments)."""
     dvc_dir = Path(_repo().dvc_dir)
-    entry = {"url": remote.url} | ({"endpointurl": remote.endpoint} if remote.endpoint else {})
+    entry = {"url": remote.url} | ({"endpointurl": remote.endpoint} if remote.endpoint else {}) | TRANSFER_TIMEOUTS
     _edit_config(dvc_dir / "config", f'remote "{remote.name}"', entry, default=remote.name if make_default else None)
     credentials = {"access_key_id": remote.access_key_id, "secret_access_key": remote.secret_access_key}
     _edit_config(dvc_dir / "config.local", f'remote "{remote.name}"', credentials, private=True)
