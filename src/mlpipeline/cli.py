@@ -333,6 +333,7 @@ def serve(
     from mlpipeline.io import registry, tracking
     from mlpipeline.serving.app import create_app
     from mlpipeline.serving.model import ModelHolder, registry_loader
+    from mlpipeline.serving.transport import protocol
     from mlpipeline.settings import env_settings
 
     settings = env_settings()
@@ -352,7 +353,15 @@ def serve(
         "following the champion alias" if follow else "pinned",
         ", bearer token required" if settings.serve_token else "",
     )
-    uvicorn.run(create_app(holder, settings), host=host, port=port, log_level="warning", access_log=access_log)
+    uvicorn.run(
+        create_app(holder, settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=access_log,
+        http=protocol(settings.serve_header_timeout, settings.serve_body_timeout),
+        limit_concurrency=settings.serve_max_connections,
+    )
 
 
 def _register_adapt_commands() -> None:

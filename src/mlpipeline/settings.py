@@ -547,6 +547,11 @@ class EnvSettings(BaseSettings):
     serve_max_batch: int = Field(default=1000, ge=1, le=100_000, validation_alias="MLPIPELINE_SERVE_MAX_BATCH")
     serve_max_body_bytes: int = Field(default=1 << 20, ge=1024, validation_alias="MLPIPELINE_SERVE_MAX_BODY_BYTES")
     serve_poll_seconds: float = Field(default=10.0, ge=0.0, validation_alias="MLPIPELINE_SERVE_POLL_SECONDS")
+    # A request's headers must arrive within this of its connection (or first byte), its body within the next:
+    # slow clients are disconnected. Beyond max_connections open at once, new requests get a 503.
+    serve_header_timeout: float = Field(default=10.0, gt=0.0, validation_alias="MLPIPELINE_SERVE_HEADER_TIMEOUT")
+    serve_body_timeout: float = Field(default=30.0, gt=0.0, validation_alias="MLPIPELINE_SERVE_BODY_TIMEOUT")
+    serve_max_connections: int = Field(default=1000, ge=1, validation_alias="MLPIPELINE_SERVE_MAX_CONNECTIONS")
     serve_token: SecretStr | None = Field(default=None, validation_alias="MLPIPELINE_SERVE_TOKEN")
     # A/B and shadow serving (serving/routing.py): off (champion only), ab (a share of requests answered by the
     # challenger alias, sticky by a request key header) or shadow (the champion answers, the challenger scores a
