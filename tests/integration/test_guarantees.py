@@ -181,6 +181,12 @@ def test_make_exp_checks_overrides_before_dvc_runs(done: Project, tmp_path: Path
     assert "'train.n_estimators'" in bad.stderr
     assert project.run("dvc", "exp", "ls", "--all-commits").stdout.count("exp-") == 0
     assert snapshot(project) == before
+    # DVC's own `exp run -S` writes the value into params.yaml before any check, and leaves it there when the
+    # run fails: the error says so, and how to see it.
+    plain = project.run("dvc", "exp", "run", "-S", "train.n_estimators=many", check=False)
+    assert plain.returncode != 0
+    assert "DVC wrote it into params.yaml and does not undo it when a run fails" in plain.stderr, plain.stderr
+    assert "many" in project.run("git", "diff", "params.yaml").stdout
 
 
 def test_a_kill_9_mid_stage_leaves_no_residue(done: Project, tmp_path: Path) -> None:

@@ -55,12 +55,34 @@ def own_section(params: Params, stage: str) -> BaseModel | None:
 
 def run_stage(stage: str, params_file: Path) -> None:
     """Load and check the params, derive the paths, and run ``stage`` in this process."""
+    from mlpipeline.errors import ConfigError
     from mlpipeline.paths import Paths
     from mlpipeline.settings import load_params
 
-    params = load_params(params_file)
-    own_section(params, stage)  # a stage of your own: its section's keys, before any work
-    importlib.import_module(module_of(stage)).main(params, Paths.for_stage(stage, params_file))
+    try:
+        params = load_params(params_file)
+        own_section(params, stage)  # a stage of your own: its section's keys, before any work
+        importlib.import_module(module_of(stage)).main(params, Paths.for_stage(stage, params_file))
+    except ConfigError as exc:
+        hint = _left_by_experiment(params_file)
+        if not hint:
+            raise
+        raise ConfigError(f"{str(exc).rstrip('.')}{hint}") from exc
+
+
+def _left_by_experiment(params_file: Path) -> str:
+    """What to tell a user whose `dvc exp run -S ...` in the workspace wrote a bad value into the file: DVC
+    applies the values to the file itself and does not undo them when the run fails."""
+    from mlpipeline.settings import env_settings
+
+    settings = env_settings()
+    if not settings.in_experiment or Path(settings.dvc_root or "").resolve() != Path.cwd().resolve():
+        return ""  # not a workspace experiment (a --temp one changes only its own copy)
+    return (
+        f". If a value came from `dvc exp run -S` (experiment {settings.dvc_exp_name!r}): DVC wrote it into "
+        f"{params_file} and does not undo it when a run fails, so `git diff {params_file}` shows it; put the file "
+        "back before the next run (`make exp` checks -S values before DVC writes any)"
+    )
 
 
 def execute(stage: str, params_file: Path) -> int | None:
