@@ -170,3 +170,13 @@ def test_bearer_token(store: Registry, rows: list, monkeypatch: pytest.MonkeyPat
     assert guarded.get("/health").status_code == 200  # probes need no token
     assert "t0ps3cret-value" not in caplog.text
     assert "t0ps3cret-value" not in repr(EnvSettings())
+
+
+def test_a_405_allows_every_method_of_the_path(client: TestClient) -> None:
+    """GET /ab and POST /ab are two routes: the Allow of a 405 names both (it named only the first)."""
+    for method in ("OPTIONS", "PUT", "DELETE"):
+        refused = client.request(method, "/ab")
+        assert refused.status_code == 405
+        assert refused.headers["allow"] == "GET, POST"
+    assert client.request("GET", "/predict").headers["allow"] == "POST"
+    assert client.get("/nowhere").status_code == 404

@@ -37,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import to_json
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlpipeline.errors import ServiceUnavailableError
 from mlpipeline.monitoring.gauges import DriftCollector
@@ -185,6 +186,22 @@ class ASCIIJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an HTTP error, except that a 405's Allow lists every method of the path (Starlette
+    names only those of the first route it matched: GET /ab hid POST /ab)."""
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.routing import Match, Route
+
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allowed: set[str] = set()
+        for route in request.app.router.routes:
+            if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+                allowed |= route.methods
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
+    return await http_exception_handler(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -615,6 +632,7 @@ def create_app(holder: ModelHolder, settings: EnvSettings | None = None, challen
         return model_info()
 
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, limit=settings.serve_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics, version=serving)  # outermost: it sees every answer
     return app
