@@ -1,5 +1,6 @@
-"""Request bodies read strictly: every body the server cannot take as JSON is one 422 naming why, never a 500
-or an undocumented 400.
+"""Requests read strictly, and bad ones answered clearly: the body limit (413), every body the server cannot
+take as JSON one 422 naming why (never a 500 or an undocumented 400), field-level 422s, and 405s that say what is
+allowed.
 
 FastAPI parses a JSON body with ``json.loads`` and answers anything but a syntax error with a bare
 400 "There was an error parsing the body". Here every such case is a syntax error with its reason
@@ -12,13 +13,17 @@ character, so it could be neither matched nor logged).
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 # A \u escape of a UTF-16 surrogate (d800-dfff): only then can a parsed string hold a lone one.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -87,3 +92,114 @@ class StrictJSONRoute(APIRoute):
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``limit`` bytes with 413, by header or while reading a streamed body.
+
+    The body is read here (never more than ``limit`` + one chunk) and replayed to the app, which would buffer it
+    anyway; a body over the limit is never handed on.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await self._too_large(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Any) -> None:
+        body = b'{"detail":"request body larger than %d bytes (MLPIPELINE_SERVE_MAX_BODY_BYTES)"}' % self.limit
+        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as strings, so an error that quotes them is still valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+class ASCIIJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: any string a request held renders (even a lone surrogate)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an HTTP error, except that a 405's Allow lists every method of the path (Starlette
+    names only those of the first route it matched: GET /ab hid POST /ab)."""
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.routing import Match, Route
+
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allowed: set[str] = set()
+        for route in request.app.router.routes:
+            if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+                allowed |= route.methods
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
+    return await http_exception_handler(request, exc)
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each bad field (``loc``), what is wrong (``msg``) and the value given."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    names: list[str] = getattr(request.app.state, "row_names", [])
+    detail = [
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": _suggested(e, names) + (f": {e['ctx']['error']}" if e.get("type") == "json_invalid" else ""),
+            "type": e.get("type", ""),
+            "input": _json_safe(e.get("input")),
+        }
+        for e in errors
+    ]
+    return ASCIIJSONResponse({"detail": detail}, status_code=422)
+
+
+def _suggested(error: Any, names: list[str]) -> str:
+    """The error's message; for a field no row has, with the accepted name it is most likely meant to be."""
+    msg = str(error.get("msg", ""))
+    loc = error.get("loc", ())
+    if error.get("type") != "extra_forbidden" or not loc or not isinstance(loc[-1], str) or "rows" not in loc:
+        return msg
+    import difflib
+
+    from mlpipeline.core.columns import snake_case
+
+    given = loc[-1]
+    close = [n for n in names if snake_case(n) == snake_case(given)] or difflib.get_close_matches(given, names, n=1)
+    return f"{msg}: no feature {given!r}" + (f" (did you mean {close[0]!r}?)" if close else f" (features: {names})")
