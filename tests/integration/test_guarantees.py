@@ -287,6 +287,18 @@ def test_dvc_from_the_venv_without_activating_it(done: Project, tmp_path: Path) 
     )
     assert pushed.returncode == 0, pushed.stderr
     assert any((tmp_path / "remote").rglob("*")), "nothing was pushed"
+    # On a terminal DVC draws its progress there itself; the push still completes and says so.
+    if shutil.which("script"):
+        on_tty = subprocess.run(
+            ["script", "-qec", f"{project.path('.venv/bin/mlpipeline')} push", "/dev/null"],
+            cwd=project.root,
+            env=bare,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert on_tty.returncode == 0, on_tty.stdout
+        assert "up to date" in on_tty.stdout.lower() or "pushed" in on_tty.stdout, on_tty.stdout
 
     # A Python without our dependencies: one line saying what to do, not a traceback.
     python = shutil.which("python3", path="/usr/bin:/bin")

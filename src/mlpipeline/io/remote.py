@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -291,8 +292,13 @@ def transfer(direction: str, remote: str | None = None) -> str:
         raise ConfigError(f"the bucket {s3.bucket!r} of DVC remote {name!r} does not exist: run `make setup-remote`")
     timeout = env_settings().mlpipeline_subprocess_timeout
     cmd = [dvc_command(), direction, "--remote", name]
+    # On a terminal DVC's own progress bars go straight to it (DVC draws them only there; they hold file names,
+    # never credentials); elsewhere its output is captured, scrubbed and summed up.
+    terminal = sys.stderr.isatty()
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+        done = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=None if terminal else subprocess.PIPE, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired as exc:
         raise ServiceUnavailableError(
             f"dvc {direction} took longer than {timeout:.0f} s and was stopped (MLPIPELINE_SUBPROCESS_TIMEOUT); "
@@ -302,7 +308,7 @@ def transfer(direction: str, remote: str | None = None) -> str:
     if done.returncode == 0:
         return output.strip()
     logger.debug("%s output:\n%s", " ".join(cmd), output)
-    last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
+    last = [line for line in output.splitlines() if line.strip()][-1:] or ["DVC's message is above"]
     raise MlpipelineError(f"dvc {direction} to remote {name!r} failed: {last[0].strip()}")
 
 
