@@ -9,7 +9,7 @@ Exit codes (the README's table is checked against this one by a test):
 code  meaning
 ====  =====================================================================================
 0     success
-1     an error with a message saying what to do (e.g. a missing input: run the stage before)
+1     an error with a message saying what to do (e.g. a missing input: run the stage before; a full disk)
 2     configuration: params.yaml, a data contract, the environment or a command's arguments
 3     data: the data breaks its contract, or cannot be read
 4     a service is unreachable (MLflow tracking server, S3, Docker)
