@@ -75,11 +75,15 @@ class DiskFullError(MlpipelineError):
     def __init__(self, path: Path) -> None:
         import shutil
 
-        folder = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
-        free = shutil.disk_usage(folder).free / 2**20
+        folder = path.parent
+        try:
+            folder = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+            free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free on the file system of {folder}"
+        except OSError as exc:  # a folder we may not look into: the message still names the path
+            free = f"free space unknown: {exc.strerror}"
         super().__init__(
-            f"no space left on the disk writing {path} ({free:.1f} MiB free on the file system of {folder}): "
-            f"free some space there (`df -h {folder}`), then run again"
+            f"no space left on the disk writing {path} ({free}): free some space there (`df -h {folder}`), then "
+            "run again"
         )
 
 

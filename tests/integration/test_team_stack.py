@@ -165,8 +165,8 @@ def test_dvc_push_pull_round_trip_and_faults(s3: Service, tmp_path: Path) -> Non
 
     # The bucket aborts uploads a killed push left incomplete; transfers time out instead of hanging.
     rules = s3_client(s3.url).get_bucket_lifecycle_configuration(Bucket="dvc-store")["Rules"]
-    assert [(r["Filter"]["Prefix"], r["AbortIncompleteMultipartUpload"]) for r in rules] == [
-        ("iris", {"DaysAfterInitiation": 1})
+    assert [(r["ID"], r["Filter"]["Prefix"], r["AbortIncompleteMultipartUpload"]) for r in rules] == [
+        ("mlpipeline-abort-incomplete-uploads:iris/", "iris/", {"DaysAfterInitiation": 1})
     ]
     assert "read_timeout = 30" in project.path(".dvc/config").read_text()
 

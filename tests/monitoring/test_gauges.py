@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ def scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str]
 def write_summary(path: Path, shift: float, version: str = "3") -> dict[str, object]:
     rng = np.random.default_rng(0)
     summary = compare(iris_like(rng, 120), iris_like(rng, 300, shift), KINDS, MonitorParams())
-    summary.context = {"version": version, "checked_at": "2026-12-01T20:00:00Z"}
+    # Checked now, as `mlpipeline monitor` would have: a fixed date ages into the stale-check alert.
+    checked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    summary.context = {"version": version, "checked_at": checked}
     data = summary.to_json()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
@@ -47,7 +50,8 @@ def test_the_last_summary_is_served_and_a_new_one_replaces_it(tmp_path: Path) ->
     for column in data["columns"]:  # type: ignore[attr-defined]
         labels = (("column", column["column"]), ("test", column["test"]), ("version", "3"))
         assert samples[("mlpipeline_drift_score", labels)] == column["score"]
-    assert samples[("mlpipeline_drift_checked_timestamp_seconds", (("version", "3"),))] == 1796155200.0
+    checked = datetime.strptime(str(data["checked_at"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    assert samples[("mlpipeline_drift_checked_timestamp_seconds", (("version", "3"),))] == checked
 
     data = write_summary(path, 1.0, version="4")
     os.utime(path, ns=(1, 1))  # a rewrite within the same clock tick is still seen (size and mtime both differ)

@@ -266,3 +266,21 @@ def test_a_full_disk_keeps_every_row_counted_written(small_disk: Path, caplog: p
     assert all(f.read_bytes().endswith(b"\n") for f in files), "a half line left by a write cut short"
     assert len(read_log(small_disk)) == log.stats.written - removed  # every row counted written, readable
     assert "unreadable line" not in caplog.text
+
+
+def test_retention_never_deletes_the_file_another_live_server_writes(tmp_path: Path) -> None:
+    """Two servers share the folder: the one rolling over often keeps its newest files, and passes by the other's
+    open file, however old, whose rows stay readable."""
+    quiet = PredictionLog(tmp_path, flush_seconds=0.01)
+    answer = b'{"model":"m","version":"1","predictions":[{"label":"a","class_id":0}]}'
+    quiet.record(0.1, b'{"rows":[{"x":1.0}]}', answer, 1, request_id="quiet-1")
+    time.sleep(0.1)  # its file is now the oldest in the folder
+    busy = PredictionLog(tmp_path, max_file_bytes=5_000, keep_files=2, flush_seconds=0.01)
+    for _ in range(20):
+        offer(busy, 20)
+        time.sleep(0.02)
+    quiet.record(0.1, b'{"rows":[{"x":2.0}]}', answer, 1, request_id="quiet-2")
+    busy.close()
+    quiet.close()
+    assert [r["request"] for r in read_log(tmp_path) if r["request"].startswith("quiet")] == ["quiet-1", "quiet-2"]
+    assert len(list(tmp_path.glob("predictions-*.jsonl"))) == 3  # busy's newest two, and quiet's

@@ -94,6 +94,7 @@ def bad_row(rows: list, **change: Any) -> dict:
         (lambda rows: b'{"rows": [{"sepal_length_cm": "\xff"}]}', 422, "not UTF-8 text (byte 0xff)"),
         (lambda rows: '{"rows": [{"sepal_length_cm": ' + "9" * 5000 + "}]}", 422, "a number with more than"),
         (lambda rows: "[" * 4000 + "]" * 4000, 422, "nested deeper than this server reads"),
+        (lambda rows: '{"rows": [' + "[" * 700 + "]" * 700 + "]}", 422, "nested too deep to quote"),
         (lambda rows: json.dumps(rows[0])[:-1] + ', "sepal_length_cm": 9.9}', 422, "'sepal_length_cm' is given twice"),
     ],
     ids=[
@@ -116,6 +117,7 @@ def bad_row(rows: list, **change: Any) -> dict:
         "not-utf8",
         "overlong-number",
         "deep-nesting",
+        "deep-nesting-quoted",
         "duplicate-key",
     ],
 )

@@ -104,3 +104,24 @@ def test_a_slow_client_flood_is_dropped_and_starves_nobody(store: Registry, rows
         thread.join(5)
         for s in sockets:
             s.close()
+
+
+def test_blank_lines_on_a_kept_alive_connection_do_not_keep_it_open(store: Registry) -> None:
+    """Blank lines between requests are allowed by HTTP and reset uvicorn's idle timer; the next request's
+    headers are still due within the deadline of the last answer. Pipelined requests are answered, in order."""
+    with running(store, header_seconds=1.0, body_seconds=1.0) as port:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        answers = b""
+        s.settimeout(5)
+        while answers.count(b"HTTP/1.1 200") < 2:
+            answers += s.recv(4096)
+        assert answers.index(b'"ok"') < answers.index(b'"ready"')
+        start = time.monotonic()
+        with contextlib.suppress(OSError):
+            while time.monotonic() - start < 5:
+                s.sendall(b"\r\n")
+                time.sleep(0.3)
+        assert time.monotonic() - start < 3, "kept open by blank lines"
+        assert closed_by_server(s)
+        s.close()

@@ -154,33 +154,43 @@ def ensure_bucket(remote: S3Remote) -> bool:
 
 def _abort_incomplete_uploads(remote: S3Remote) -> None:
     """Add (once) the lifecycle rule that aborts multipart uploads left incomplete under the remote's prefix
-    after ABORT_AFTER_DAYS, keeping the bucket's other rules."""
+    after ABORT_AFTER_DAYS, keeping the bucket's other rules (if they cannot be read, nothing is written: a
+    lifecycle configuration is replaced whole)."""
     from botocore.exceptions import ClientError
 
     client = _s3_client(remote)
     try:
         rules = client.get_bucket_lifecycle_configuration(Bucket=remote.bucket).get("Rules", [])
-    except ClientError:  # none yet (NoSuchLifecycleConfiguration), or not allowed to read it: add ours alone
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+            _no_abort_rule(remote, exc)
+            return
         rules = []
-    prefix = remote.url.removeprefix("s3://").partition("/")[2]
+    prefix = remote.url.removeprefix("s3://").partition("/")[2].strip("/")
+    prefix = f"{prefix}/" if prefix else ""  # "dvc/", never also "dvc-backups/"
+    rule_id = f"{ABORT_RULE_ID}:{prefix}"[:255]  # one per remote prefix: two remotes in a bucket keep both
     rule = {
-        "ID": ABORT_RULE_ID,
+        "ID": rule_id,
         "Status": "Enabled",
         "Filter": {"Prefix": prefix},
         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_AFTER_DAYS},
     }
     if rule in rules:
         return
-    kept = [r for r in rules if r.get("ID") != ABORT_RULE_ID]
+    kept = [r for r in rules if r.get("ID") != rule_id]
     try:
         client.put_bucket_lifecycle_configuration(Bucket=remote.bucket, LifecycleConfiguration={"Rules": [*kept, rule]})
     except ClientError as exc:  # not allowed to these credentials: the remote works without it
-        logger.warning(
-            "could not add the rule that aborts incomplete uploads to bucket %r (%s): a push killed mid-upload "
-            "leaves its parts there until one is set (AbortIncompleteMultipartUpload)",
-            remote.bucket,
-            exc.response.get("Error", {}).get("Code", exc),
-        )
+        _no_abort_rule(remote, exc)
+
+
+def _no_abort_rule(remote: S3Remote, exc: Any) -> None:
+    logger.warning(
+        "could not add the rule that aborts incomplete uploads to bucket %r (%s): a push killed mid-upload leaves "
+        "its parts there until one is set (AbortIncompleteMultipartUpload)",
+        remote.bucket,
+        exc.response.get("Error", {}).get("Code", exc),
+    )
 
 
 def _repo(root: Path | None = None) -> Any:

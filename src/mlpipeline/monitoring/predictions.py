@@ -17,7 +17,8 @@ The request's body and the server's answer are logged as the JSON bytes they alr
 before it is logged), so the writer serializes nothing: it shares the interpreter lock with the server, and its
 work must stay small. :func:`read_log` gives one record per row.
 
-Files roll over at ``max_file_bytes``; only the newest ``keep_files`` are kept, so the log's size is bounded.
+Files roll over at ``max_file_bytes``; only the newest ``keep_files`` are kept, so the log's size is bounded
+(never deleted: a file another live server still writes, which it holds a lock on).
 With ``database_url`` (the team stack's PostgreSQL) the same records go to the table ``mlpipeline_predictions``
 instead (body and answer as ``jsonb``), created on first use; rows older than ``keep_days`` are deleted.
 ``sample`` (0 to 1) keeps that share of requests. A failing disk never reaches a request: the writer counts the
@@ -33,6 +34,7 @@ Labels that arrive later (``POST /feedback``) are kept beside the log by :class:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import logging
@@ -221,13 +223,33 @@ class PredictionLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         opened = (self.directory / f"{PREFIX}{stamp}-{pid}.jsonl").open("ab", buffering=0)
+        fcntl.flock(opened, fcntl.LOCK_SH)  # held while it is written: another server's retention passes it by
         if self._file is not None:
             self._file.close()
         self._file = opened
         kept = [f for f in sorted(self.directory.glob(f"{PREFIX}*.jsonl")) if f.name != Path(opened.name).name]
-        for old in [f for f in kept if f.stat().st_size][: -(self.keep_files - 1) or None]:
-            old.unlink(missing_ok=True)
+        for old in [f for f in kept if _size(f)][: -(self.keep_files - 1) or None]:
+            _unlink_unless_written(old)
         return self._file
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # removed meanwhile (another server's retention)
+        return 0
+
+
+def _unlink_unless_written(path: Path) -> None:
+    """Remove a log file, unless a live server still writes it (it holds a lock on it)."""
+    try:
+        with path.open("rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink(missing_ok=True)
+    except BlockingIOError:
+        return
+    except FileNotFoundError:
+        return
 
 
 def _append_whole(handle: Any, data: bytes) -> None:

@@ -86,10 +86,16 @@ def restore(stage: str) -> None:
     outputs = [out["path"] for out in locked.get(stage, {}).get("outs", [])]
     if not outputs:  # never run to the end before: nothing to put back
         return
-    done = subprocess.run([dvc_command(), "checkout", "--quiet", stage], check=False, capture_output=True, text=True)
-    if done.returncode:
-        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        logger.warning("could not put back the last good outputs of '%s' (`dvc checkout %s`): %s", stage, stage, why)
+    done = subprocess.run([dvc_command(), "checkout", stage], check=False, capture_output=True, text=True)
+    if done.returncode:  # e.g. the stage wrote new outputs before it failed: DVC will not overwrite those
+        said = [line for line in (done.stderr + done.stdout).splitlines() if line.startswith("ERROR")]
+        logger.warning(
+            "left the outputs of '%s' as its failed run wrote them (`dvc checkout %s` puts back the last good ones: "
+            "%s)",
+            stage,
+            stage,
+            said[0].removeprefix("ERROR: ") if said else f"it exited with {done.returncode}",
+        )
         return
     logger.info("kept the last good outputs of '%s' (%s), as dvc.lock records them", stage, ", ".join(outputs))
 

@@ -151,6 +151,14 @@ def _json_safe(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
+def _quoted(value: Any) -> Any:
+    """The bad input, for the 422 to quote; a value nested too deep to walk is described, not quoted."""
+    try:
+        return _json_safe(value)
+    except RecursionError:
+        return "(nested too deep to quote)"
+
+
 class ASCIIJSONResponse(JSONResponse):
     """JSON with every non-ASCII character escaped: any string a request held renders (even a lone surrogate)."""
 
@@ -183,7 +191,7 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
             "loc": list(e.get("loc", ())),
             "msg": _suggested(e, names) + (f": {e['ctx']['error']}" if e.get("type") == "json_invalid" else ""),
             "type": e.get("type", ""),
-            "input": _json_safe(e.get("input")),
+            "input": _quoted(e.get("input")),
         }
         for e in errors
     ]

@@ -4,8 +4,9 @@ uvicorn times out a connection only while it sits idle *between* requests (``tim
 that connects and sends nothing, or sends its request a byte at a time, holds its connection for as long as it
 likes, and enough of them hold the server (slowloris). Here every request must arrive whole in time: its headers
 within ``header_seconds`` of the connection opening (or of the request's first byte on a kept-alive connection),
-its body within ``body_seconds`` of the headers. A client that misses its deadline is disconnected (logged at
-debug), and counted; the rest are served as before. The connection limit is uvicorn's own ``limit_concurrency``
+its body within ``body_seconds`` of the headers, and the next request on a kept-alive connection within
+``header_seconds`` of the last answer. A client that misses its deadline is disconnected (logged at debug); the
+rest are served as before. The connection limit is uvicorn's own ``limit_concurrency``
 (beyond it, new requests get a 503).
 """
 
@@ -25,7 +26,6 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     header_seconds = 10.0
     body_seconds = 30.0
-    dropped = 0  # clients disconnected for missing a deadline, across connections
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -42,7 +42,8 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def _too_slow(self) -> None:
         self._deadline = None
-        type(self).dropped += 1
+        if self.transport.get_protocol() is not self:  # upgraded (a websocket): no longer an HTTP request
+            return
         logger.debug("disconnected %s: its request did not arrive in time", self.client)
         self.transport.close()
 
@@ -61,11 +62,24 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._arm(self.body_seconds)
+        if self.pipeline:  # queued behind a running request, reading paused: its body is timed once it starts
+            self._disarm()
+        else:
+            self._arm(self.body_seconds)
 
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.transport.is_closing() or self._deadline is not None:
+            return
+        if not self.cycle.response_complete:  # a pipelined request has just started: its body is due
+            if self.cycle.more_body:
+                self._arm(self.body_seconds)
+        else:  # the next request's headers are due (blank lines reset uvicorn's keep-alive timer, not this one)
+            self._arm(self.header_seconds)
 
 
 def protocol(header_seconds: float, body_seconds: float) -> type[DeadlineProtocol]:
