@@ -515,6 +515,18 @@ def run_command(ctx: typer.Context, params: ParamsOption = Path("params.yaml")) 
         raise typer.Exit(code)
 
 
+@app.command("exp", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exp_command(ctx: typer.Context, params: ParamsOption = Path("params.yaml")) -> None:
+    """An experiment, as `make exp` runs it: check the -S overrides, `dvc exp run` (the extra arguments are its
+    own), exit with the failed stage's code. A failed workspace experiment leaves params.yaml, dvc.lock and the
+    outputs as they were (DVC itself leaves its -S values in params.yaml)."""
+    from mlpipeline.runtimes.experiment import run_experiment
+
+    code = run_experiment(params, ctx.args)
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("check-params", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def check_params(
     ctx: typer.Context,
@@ -599,8 +611,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlpipeline.console import configure_logging, guarded
     from mlpipeline.errors import EXIT_INTERRUPTED
+    from mlpipeline.tools import own_environment_first
 
     configure_logging()
+    own_environment_first()
     args = list(sys.argv[1:] if argv is None else argv)
     add_stage_commands(Path.cwd())
 

@@ -23,6 +23,7 @@ code  meaning
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 EXIT_OK = 0
@@ -87,20 +88,26 @@ class DiskFullError(MlpipelineError):
         )
 
 
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from or during, nearest first (each once: chains can loop)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def disk_full(exc: BaseException, path: Path | None = None) -> DiskFullError | None:
     """``exc`` as a :class:`DiskFullError` if a full disk is anywhere in its chain (libraries wrap it: MLflow's
     model saving reports skops and cloudpickle), naming ``path``, or else the file the OS named."""
     import errno
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    for current in causes(exc):
         if isinstance(current, DiskFullError):
             return current
-        seen.add(id(current))
         if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
             return DiskFullError(path or Path(str(current.filename or Path.cwd())))
-        current = current.__cause__ or current.__context__
     return None
 
 

@@ -10,11 +10,12 @@ experiment made from its recorded params (MATCH) and refuses a model trained fro
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import VENV_BIN, Project
 from tests.integration.conftest import client, copy_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("experiments")]
@@ -135,3 +136,23 @@ def test_make_sweep_runs_one_queued_experiment_per_value_through_the_worker(done
     bad = project.make("sweep", "SWEEP=-5", check=False)
     assert bad.returncode != 0
     assert "train.n_estimators" in bad.stderr + bad.stdout  # refused before anything is queued
+
+
+def test_a_queue_runs_from_the_environment_without_it_on_path(done: Project, tmp_path: Path) -> None:
+    """DVC starts its queue's workers as a bare `dvc` from PATH; `.venv/bin/mlpipeline exp` puts its own
+    environment first, so a queue runs with the venv not activated (a bare `.venv/bin/dvc queue start` would
+    leave the task queued with no worker)."""
+    project = copy_of(done, tmp_path / "p")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "--allow-empty", "-qm", "baseline")
+    before = versions(project)
+    env = {**project.env, "PATH": "/usr/bin:/bin"}
+    for args in (["--queue", "-S", "train.n_estimators=30", "--name", "bare"], ["--run-all"]):
+        ran = subprocess.run(
+            [str(VENV_BIN / "mlpipeline"), "exp", *args], cwd=project.root, env=env, capture_output=True, text=True
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert versions(project) == before + 1
+    status = project.run("dvc", "queue", "status").stdout
+    assert "bare" in status, status
+    assert "Success" in status, status

@@ -189,6 +189,23 @@ def test_make_exp_checks_overrides_before_dvc_runs(done: Project, tmp_path: Path
     assert "many" in project.run("git", "diff", "params.yaml").stdout
 
 
+def test_a_failed_experiment_leaves_the_workspace_as_it_was(done: Project, tmp_path: Path) -> None:
+    """`make exp` whose -S values pass the checks but whose run fails later (here train: the tracking server is
+    down, after preprocess already split with the new test_size): params.yaml, dvc.lock and every output are as
+    before, byte for byte, so the next `make run` runs on what the user typed."""
+    project = committed(copy_of(done, tmp_path / "p"))
+    before, params = snapshot(project), project.path("params.yaml").read_bytes()
+    project.env["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"
+    failed = project.make("exp", "ARGS=-S preprocess.test_size=0.4", check=False)
+    assert "stage 'train' failed with exit code 4" in failed.stderr, failed.stderr
+    assert "put params.yaml back as it was before the experiment" in failed.stderr
+    assert project.path("params.yaml").read_bytes() == params
+    assert snapshot(project) == before
+    assert project.run("git", "status", "--porcelain", "params.yaml", "dvc.lock").stdout == ""
+    del project.env["MLFLOW_TRACKING_URI"]
+    assert project.run("dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+
+
 def test_a_kill_9_mid_stage_leaves_no_residue(done: Project, tmp_path: Path) -> None:
     project = committed(copy_of(done, tmp_path / "p"))
     project.set_param("train.seed", 5)

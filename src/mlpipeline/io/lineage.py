@@ -36,14 +36,17 @@ def git(*args: str, cwd: Path | None = None) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def locked_stages(lock: bytes | None) -> dict[str, Any]:
+    """The ``stages`` of a dvc.lock's content (``None``: no lock yet), by name."""
+    import yaml
+
+    return dict((yaml.safe_load(lock) or {}).get("stages") or {}) if lock else {}
+
+
 def lock_hashes(files: dict[str, Path], lock: Path = LOCK) -> dict[str, str]:
     """``{"data.<name>.md5": ..., "data.<name>.path": ...}`` for each named file that a stage in ``lock``
     (a dvc.lock) records as its output, whichever stage that is."""
-    import yaml
-
-    if not lock.is_file():
-        return {}
-    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
+    stages = locked_stages(lock.read_bytes() if lock.is_file() else None)
     recorded = {
         str(out.get("path")): out.get("md5")
         for entry in stages.values()

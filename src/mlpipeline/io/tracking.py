@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from mlpipeline.errors import MlpipelineError, ServiceUnavailableError, bring_up_hint
+from mlpipeline.errors import MlpipelineError, ServiceUnavailableError, bring_up_hint, causes
 from mlpipeline.settings import DEFAULT_TRACKING_URI, env_settings, project_root
 
 logger = logging.getLogger(__name__)
@@ -88,14 +88,7 @@ def _unreachable(exc: BaseException) -> bool:
     kinds: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
     if requests is not None:
         kinds += (requests.ConnectionError, requests.Timeout)
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, kinds):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(current, kinds) for current in causes(exc))
 
 
 @contextlib.contextmanager

@@ -26,14 +26,7 @@ FAILED_STAGE = re.compile(r"failed to reproduce '(?P<stage>[^']+)': failed to ru
 
 def run(params_file: Path, dvc_args: Sequence[str]) -> int:
     """Check params and code deps, reproduce, re-gate an applied experiment's verdict, show the metrics."""
-    from mlpipeline.adapt.codedeps import write
-    from mlpipeline.runtimes.overrides import check_with_overrides
-
-    check_with_overrides(params_file, [])
-    logger.info("%s is valid", params_file)
-    changed = write(Path.cwd())
-    if changed:
-        logger.info("dvc.yaml's code deps rewritten for %s", ", ".join(changed))
+    check_first(params_file, [])
     code = repro(dvc_args) or regate_experiment_verdict(params_file)
     if code:
         return code
@@ -41,11 +34,24 @@ def run(params_file: Path, dvc_args: Sequence[str]) -> int:
     return _dvc("metrics", "show")
 
 
-def repro(dvc_args: Sequence[str]) -> int:
-    """``dvc repro`` with its output passed through; a failed stage's own exit code instead of DVC's 255."""
+def check_first(params_file: Path, set_params: list[str]) -> None:
+    """Check the params file with an experiment's ``-S`` overrides, then bring dvc.yaml's code deps up to date."""
+    from mlpipeline.adapt.codedeps import write
+    from mlpipeline.runtimes.overrides import check_with_overrides
+
+    checked = check_with_overrides(params_file, set_params)
+    logger.info("%s is valid%s", params_file, f" ({checked} combinations of -S checked)" if set_params else "")
+    changed = write(Path.cwd())
+    if changed:
+        logger.info("dvc.yaml's code deps rewritten for %s", ", ".join(changed))
+
+
+def repro(dvc_args: Sequence[str], command: Sequence[str] = ("repro",)) -> int:
+    """``dvc repro`` (or ``dvc exp run``: ``command``) with its output passed through; a failed stage's own exit
+    code instead of DVC's 255, its last good outputs put back."""
     try:
         proc = subprocess.Popen(
-            [dvc_command(), "repro", *dvc_args], stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1
+            [dvc_command(), *command, *dvc_args], stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1
         )
     except FileNotFoundError as exc:
         raise MlpipelineError("dvc not found: run `make setup` (or use `make run`)") from exc
@@ -79,10 +85,9 @@ def repro(dvc_args: Sequence[str]) -> int:
 def restore(stage: str) -> None:
     """Put back the outputs DVC removed before running ``stage``, as dvc.lock still records them (a failed stage
     is not locked): a mistake only the data reveals (a test_size leaving a class no rows) loses nothing."""
-    import yaml
+    from mlpipeline.io.lineage import LOCK, locked_stages
 
-    lock = Path("dvc.lock")
-    locked = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}) if lock.is_file() else {}
+    locked = locked_stages(LOCK.read_bytes() if LOCK.is_file() else None)
     outputs = [out["path"] for out in locked.get(stage, {}).get("outs", [])]
     if not outputs:  # never run to the end before: nothing to put back
         return

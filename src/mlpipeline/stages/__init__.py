@@ -81,7 +81,7 @@ def _left_by_experiment(params_file: Path) -> str:
     return (
         f". If a value came from `dvc exp run -S` (experiment {settings.dvc_exp_name!r}): DVC wrote it into "
         f"{params_file} and does not undo it when a run fails, so `git diff {params_file}` shows it; put the file "
-        "back before the next run (`make exp` checks -S values before DVC writes any)"
+        "back before the next run (`make exp` checks -S values first, and puts the file back if an experiment fails)"
     )
 
 
