@@ -14,7 +14,6 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 UI_PORT ?= 5000
 ARGS ?=
-comma := ,
 # The pre-imported stage worker (src/mlpipeline/runtimes/zygote.py): make run/exp/sweep start it, WORKER=0 does not.
 WORKER ?= 1
 WORKER_IDLE ?= 900
@@ -29,7 +28,8 @@ OPTIONAL_ENVS = $(if $(wildcard airflow/pyproject.toml),airflow-setup) $(if $(wi
 STAGES = $(shell $(abspath $(VENV))/bin/mlpipeline stages 2>/dev/null)
 # Docker: images are tagged with a hash of what defines them (the launcher computes the same one).
 SERVE_PORT ?= 8000
-BASE_IMAGE ?= python:3.11-slim-bookworm
+# Unset: each Dockerfile's own pinned BASE_IMAGE (make pin-images updates the pins).
+BASE_IMAGE ?=
 IMAGE_TAG = $(shell cat docker/Dockerfile docker/install_shared.py uv.lock pyproject.toml | sha256sum | cut -c1-12)
 AIRFLOW_IMAGE_TAG = $(shell cat docker/airflow.Dockerfile airflow/uv.lock airflow/pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -99,14 +99,17 @@ git-sync: setup ## Record the pipeline's state: push its data to the DVC remote,
 build: setup ## Build the stage images (one per environment in dvc.yaml), the server and the DVC runner (BASE_IMAGE=...)
 	@command -v docker >/dev/null || { echo "error: docker not found; install Docker (or .ci/provision-docker.sh)"; exit 1; }
 	@echo "building the shared dependency layers with the first image (docker/Dockerfile)"
-	@UV=$(UV) mlpipeline images --build --base-image $(BASE_IMAGE)
+	@UV=$(UV) mlpipeline images --build $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
 	@if [ -f docker/airflow.Dockerfile ]; then echo "building mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG)"; \
-	  docker build --quiet -f docker/airflow.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  docker build --quiet -f docker/airflow.Dockerfile $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 	    -t mlpipeline-airflow:$(AIRFLOW_IMAGE_TAG) -t mlpipeline-airflow:latest . >/dev/null; fi
 	@echo "images ready (tag $(IMAGE_TAG)): make run-docker"
 
+pin-images: setup ## Update the third-party image pins (compose.yaml, BASE_IMAGE) to their newest patch tag + digest
+	@mlpipeline pin-images $(ARGS)
+
 build-worker: setup ## Build mlpipeline-worker, the image of the Airflow DAG's Kubernetes pods (DVC and every stage)
-	@UV=$(UV) mlpipeline images --build --worker --only worker --base-image $(BASE_IMAGE)
+	@UV=$(UV) mlpipeline images --build --worker --only worker $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
 	@echo "mlpipeline-worker:$(IMAGE_TAG) built: push it where your cluster pulls from (MLPIPELINE_IMAGE_TAG=$(IMAGE_TAG))"
 
 define require_runner
@@ -175,19 +178,15 @@ plots: setup ## Render the plots to dvc_plots/index.html (dvc plots show)
 	@dvc plots show
 
 exp: setup ## Run an experiment (never moves champion): make exp ARGS="-S train.n_estimators=300"
-	@mlpipeline check-params $(ARGS)
-	@mlpipeline deps --quiet
 	$(start_worker)
-	@dvc exp run $(ARGS)
+	@mlpipeline exp $(ARGS)
 	@dvc exp show --no-pager --md --drop 'Created|State|Executor' 2>/dev/null || dvc exp show --no-pager
 
 sweep: setup ## Queue one experiment per value (SWEEP=110,120,...: train.n_estimators) and run them, JOBS at a time
-	@# A typo in the key fails here, before anything is queued; each experiment's check-params checks its own value.
-	@mlpipeline check-params -S 'train.n_estimators=$(firstword $(subst $(comma), ,$(SWEEP)))' $(ARGS)
-	@mlpipeline deps --quiet
+	@# Every value is checked before anything is queued (mlpipeline exp, as make exp).
 	$(start_worker)
-	@dvc exp run --queue -S 'train.n_estimators=$(SWEEP)' $(ARGS)
-	@dvc exp run --run-all -j $(JOBS)
+	@mlpipeline exp --queue -S 'train.n_estimators=$(SWEEP)' $(ARGS)
+	@mlpipeline exp --run-all -j $(JOBS)
 	@dvc exp show --no-pager --md --drop 'Created|State|Executor' 2>/dev/null || dvc exp show --no-pager
 
 define start_worker

@@ -3,7 +3,7 @@
 # DAG file and workspace are the project, mounted at the same path; tasks run the stage images (docker operator).
 #
 # Build: make build [BASE_IMAGE=...]; tagged with a hash of this file and airflow/{pyproject.toml,uv.lock}.
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
 FROM ${BASE_IMAGE}
 
 ARG UV_VERSION=0.13.8

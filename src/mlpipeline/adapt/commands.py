@@ -161,8 +161,12 @@ def stages(
 def images(
     build: Annotated[bool, typer.Option("--build", help="Build them (what `make build` runs).")] = False,
     base_image: Annotated[
-        str, typer.Option("--base-image", help="Their base: an image with python3 (3.11+), venv and pip.")
-    ] = "python:3.11-slim-bookworm",
+        str | None,
+        typer.Option(
+            "--base-image",
+            help="Their base: an image with python3 (3.11+), venv and pip (default docker/Dockerfile's pinned one).",
+        ),
+    ] = None,
     worker: Annotated[bool, typer.Option("--worker", help="Also the Kubernetes worker image.")] = False,
     only: Annotated[list[str] | None, typer.Option("--only", help="Only this image (e.g. train, runner).")] = None,
 ) -> None:
@@ -182,3 +186,20 @@ def images(
         return
     for name in build_images(root, base_image, worker, only or None):
         logger.info("built %s", name)
+
+
+@commands.command("pin-images")
+def pin_images(
+    check: Annotated[bool, typer.Option("--check", help="Change nothing; exit 1 if a pin is behind.")] = False,
+) -> None:
+    """Move the third-party image pins (compose.yaml, the Dockerfiles' BASE_IMAGE) to their series' newest patch
+    tag and its digest, asking each registry (what `make pin-images` runs; needs the registries)."""
+    from mlpipeline.runtimes.pins import update
+
+    changes = update(check=check)
+    for pin, reference in changes:
+        logger.info("%s: %s -> %s", pin.file, pin, reference)
+    if not changes:
+        logger.info("every image pin is current")
+    elif check:
+        raise typer.Exit(1)

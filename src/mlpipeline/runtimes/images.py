@@ -70,7 +70,7 @@ def layer_of(root: Path, group: str) -> str:
     return done.stdout.strip()
 
 
-def build(root: Path, base_image: str, worker: bool = False, only: list[str] | None = None) -> list[str]:
+def build(root: Path, base_image: str | None, worker: bool = False, only: list[str] | None = None) -> list[str]:
     """Build the images (or ``only`` those named) tagged with the content hash and ``latest``; return the tags."""
     if subprocess.run(["docker", "version"], capture_output=True, check=False).returncode != 0:
         raise ServiceUnavailableError("docker is not installed or its daemon is not running (.ci/provision-docker.sh)")
@@ -82,7 +82,8 @@ def build(root: Path, base_image: str, worker: bool = False, only: list[str] | N
         layer = layer_of(root, image.group)
         name = f"mlpipeline-{image.name}"
         logger.info("building %s:%s (group %s, from layer %s)", name, tag, image.group, layer)
-        cmd = ["docker", "build", "--quiet", "-f", str(DOCKERFILE), "--build-arg", f"BASE_IMAGE={base_image}"]
+        cmd = ["docker", "build", "--quiet", "-f", str(DOCKERFILE)]
+        cmd += ["--build-arg", f"BASE_IMAGE={base_image}"] if base_image else []
         cmd += [
             "--build-arg",
             f"STAGE={image.group}",
