@@ -175,7 +175,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 405:
         allowed: set[str] = set()
-        for route in request.app.router.routes:
+        # The routes as their routers made them (FastAPI keeps an included router's routes behind private types).
+        for route in [*request.app.router.routes, *getattr(request.app.state, "routes", [])]:
             if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
                 allowed |= route.methods
         exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
