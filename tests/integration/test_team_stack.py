@@ -128,9 +128,10 @@ def test_a_tracking_server_that_dies_mid_run_leaves_no_run_running(tracking_serv
 
     for stage in GRAPH.needs("train")[1:]:  # what train reads (check-params aside), then train: the next run
         project.run("mlpipeline", stage)
-    project.run("mlpipeline", "train")
+    trained = project.run("mlpipeline", "train")
     swept = client.get_run(run_id)
-    assert swept.info.status == "FAILED"
+    leases = sorted(p.name for p in project.path(".mlpipeline/leases").glob("*.lease"))
+    assert swept.info.status == "FAILED", f"leases left: {leases}\n{trained.stderr}"
     assert "lost the tracking server" in swept.data.tags["mlpipeline.orphaned"]
 
 
